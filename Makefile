@@ -1,0 +1,48 @@
+# coop100: every target sets itself up; a fresh machine needs only python3 and make.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.DEFAULT_GOAL := help
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]'
+	touch $@
+
+install: $(STAMP) ## Create .venv with the pinned dependencies (constraints.txt)
+
+lint: $(STAMP) ## ruff lint and format check
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+format: $(STAMP) ## Apply ruff formatting and safe fixes
+	$(BIN)/ruff check --fix src tests benchmarks
+	$(BIN)/ruff format src tests benchmarks
+
+typecheck: $(STAMP) ## mypy --strict on src/
+	$(BIN)/mypy
+
+build: $(STAMP) ## Regenerate every published file from records/
+	$(BIN)/coop100 build
+
+validate: $(STAMP) ## Validate the published package (frictionless + cross-format checks)
+	$(BIN)/coop100 validate
+
+test: $(STAMP) ## Lint, typecheck and run the whole test suite
+	$(MAKE) lint typecheck
+	$(BIN)/pytest
+
+upgrade: ## Re-resolve the newest allowed dependencies and rewrite constraints.txt
+	rm -rf .venv-upgrade
+	$(PYTHON) -m venv .venv-upgrade
+	.venv-upgrade/bin/pip install --quiet -e '.[test]'
+	.venv-upgrade/bin/pip freeze --exclude-editable > constraints.txt
+	echo "hatchling==1.33.0" >> constraints.txt
+	rm -rf .venv-upgrade
+
+.PHONY: help install lint format typecheck build validate test upgrade
