@@ -1,0 +1,39 @@
+"""Zip the whole published Data Package with deterministic bytes."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+ZIP_NAME = "coop100.zip"
+# Zip cannot store dates before 1980; a fixed stamp keeps the bytes reproducible.
+_FIXED_TIME = (1980, 1, 1, 0, 0, 0)
+
+
+def package_files(package_path: Path) -> list[str]:
+    """Return the descriptor and every file it names (schemas, data), relative and sorted."""
+    descriptor = json.loads(package_path.read_text(encoding="utf-8"))
+    names = {package_path.name}
+    for resource in descriptor.get("resources", []):
+        paths = resource.get("path", [])
+        names.update([paths] if isinstance(paths, str) else paths)
+        if isinstance(resource.get("schema"), str):
+            names.add(resource["schema"])
+    return sorted(names)
+
+
+def write_zip(package_path: Path, zip_path: Path) -> Path:
+    """Write every file of the package at package_path into zip_path, byte-reproducibly."""
+    root = package_path.parent
+    zip_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp_path = zip_path.with_name(f".tmp-{zip_path.name}")
+    with zipfile.ZipFile(tmp_path, "w") as archive:
+        for name in package_files(package_path):
+            info = zipfile.ZipInfo(name, date_time=_FIXED_TIME)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.create_system = 3  # Unix, whatever the host
+            info.external_attr = 0o644 << 16
+            archive.writestr(info, (root / name).read_bytes(), compresslevel=9)
+    tmp_path.replace(zip_path)
+    return zip_path

@@ -1,0 +1,277 @@
+"""Load the published Data Package into SQLite: keys, indexes, full-text search, views.
+
+The database is built from datapackage.json and its CSV resources only, never
+from the records, which proves the package is enough to rebuild everything.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+DB_NAME = "coop100.db"
+DESCRIPTOR = "datapackage.json"
+
+# Table Schema type -> SQLite column type; anything else (date, time, ...) is TEXT.
+_SQLITE_TYPES: dict[str, type] = {"integer": int, "number": float, "boolean": int}
+_TRUE = {"true", "True", "TRUE", "1"}
+_FALSE = {"false", "False", "FALSE", "0"}
+
+# Columns indexed for full-text search (porter stemming), per table.
+FTS_COLUMNS: dict[str, tuple[str, ...]] = {
+    "statements": ("text",),
+    "people": ("name", "sort_name"),
+    "person_names": ("name",),
+    "organisations": ("name", "short_name", "former_name"),
+    "sources": ("label", "title", "publisher", "note"),
+    "events": ("name", "occasion", "description"),
+    "affiliations": ("role", "note"),
+    "participations": ("note",),
+    "topics": ("label", "definition"),
+}
+FTS_TOKENIZER = "porter"
+
+
+class DatabaseError(Exception):
+    """The package cannot be loaded into SQLite as it stands."""
+
+
+@dataclass(frozen=True)
+class View:
+    """A convenience view: its SQL and, per column, a description or (table, column)."""
+
+    name: str
+    title: str
+    description: str
+    sql: str
+    columns: dict[str, str | tuple[str, str]] = field(default_factory=dict)
+
+
+VIEWS: tuple[View, ...] = (
+    View(
+        name="statements_detailed",
+        title="Statements with speaker and event",
+        description=(
+            "Every statement with the name of who said it, the organisation they spoke "
+            "for (their preferred affiliation at the event), the event and its topics."
+        ),
+        sql="""
+select
+  s.statement_id,
+  s.type,
+  s.text,
+  coalesce(p.name, so.name) as speaker,
+  coalesce(ao.name, so.name) as organisation,
+  e.name as event,
+  pa.speaking_order,
+  (
+    select json_group_array(topic_id)
+    from (select topic_id from statement_topics st
+          where st.statement_id = s.statement_id order by topic_id)
+  ) as topics,
+  s.source_id,
+  s.paragraph
+from statements s
+join events e on e.event_id = s.event_id
+left join people p on p.person_id = s.person_id
+left join organisations so on so.organisation_id = s.organisation_id
+left join participations pa on pa.person_id = s.person_id and pa.event_id = s.event_id
+left join affiliations a on a.affiliation_id = pa.affiliation_id
+left join organisations ao on ao.organisation_id = a.organisation_id
+order by pa.speaking_order is null, pa.speaking_order, s.statement_id
+""",
+        columns={
+            "statement_id": ("statements", "statement_id"),
+            "type": ("statements", "type"),
+            "text": ("statements", "text"),
+            "speaker": "Who said it: the person's preferred name, or the organisation",
+            "organisation": "The organisation the speaker spoke for at the event",
+            "event": ("events", "name"),
+            "speaking_order": ("participations", "speaking_order"),
+            "topics": "The topics the statement touches (topic_id values, a JSON array)",
+            "source_id": ("statements", "source_id"),
+            "paragraph": ("statements", "paragraph"),
+        },
+    ),
+    View(
+        name="current_affiliations",
+        title="Current affiliations",
+        description=(
+            "Each person's roles that were current at the time, preferred claims only, "
+            "with the person's and organisation's names."
+        ),
+        sql="""
+select
+  a.affiliation_id,
+  p.name as person,
+  a.role,
+  o.name as organisation,
+  a.start,
+  a.person_id,
+  a.organisation_id,
+  a.source_id
+from affiliations a
+join people p on p.person_id = a.person_id
+left join organisations o on o.organisation_id = a.organisation_id
+where a.preferred = 1 and a.former = 0
+order by p.sort_name, a.affiliation_id
+""",
+        columns={
+            "affiliation_id": ("affiliations", "affiliation_id"),
+            "person": ("people", "name"),
+            "role": ("affiliations", "role"),
+            "organisation": ("organisations", "name"),
+            "start": ("affiliations", "start"),
+            "person_id": ("affiliations", "person_id"),
+            "organisation_id": ("affiliations", "organisation_id"),
+            "source_id": ("affiliations", "source_id"),
+        },
+    ),
+)
+
+
+def read_descriptor(package_path: Path) -> dict[str, Any]:
+    """Return datapackage.json with every resource's `schema` path replaced by the schema."""
+    descriptor: dict[str, Any] = json.loads(package_path.read_text(encoding="utf-8"))
+    for resource in descriptor.get("resources", []):
+        schema = resource.get("schema")
+        if isinstance(schema, str):
+            schema_path = package_path.parent / schema
+            resource["schema"] = json.loads(schema_path.read_text(encoding="utf-8"))
+    return descriptor
+
+
+def csv_resources(descriptor: dict[str, Any]) -> list[dict[str, Any]]:
+    """Return the package's CSV resources, in the package's order."""
+    return [
+        r
+        for r in descriptor.get("resources", [])
+        if r.get("format") == "csv" or str(r.get("path", "")).endswith(".csv")
+    ]
+
+
+def load_database(package_path: Path, db_path: Path) -> None:
+    """Write a fresh SQLite database at db_path from the Data Package at package_path.
+
+    Raises:
+        DatabaseError: a resource is missing, malformed or breaks a foreign key.
+    """
+    descriptor = read_descriptor(package_path)
+    resources = csv_resources(descriptor)
+    if not resources:
+        raise DatabaseError(f"{package_path}: no CSV resources")
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp_path = db_path.with_name(f".tmp-{db_path.name}")
+    tmp_path.unlink(missing_ok=True)
+    db = sqlite_utils.Database(tmp_path)
+    try:
+        for resource in resources:
+            _create_table(db, resource)
+        # Added once every table exists: sources and organisations refer to each other.
+        db.add_foreign_keys([fk for r in resources for fk in _foreign_keys(r)])
+        for resource in resources:
+            _insert_rows(db, package_path.parent / resource["path"], resource)
+        for resource in resources:
+            for fk in resource["schema"].get("foreignKeys", []):
+                for column in _as_list(fk["fields"]):
+                    db[resource["name"]].create_index([column], if_not_exists=True)
+        _check_foreign_keys(db)
+        names = {r["name"] for r in resources}
+        for table, columns in FTS_COLUMNS.items():
+            if table in names:
+                db[table].enable_fts(list(columns), tokenize=FTS_TOKENIZER)
+        for view in VIEWS:
+            db.create_view(view.name, view.sql.strip())
+        db.vacuum()
+    finally:
+        db.close()
+    os.replace(tmp_path, db_path)
+
+
+def write_database(root: Path) -> Path:
+    """Build root/build/coop100.db from root/datapackage.json and return its path."""
+    db_path = root / "build" / DB_NAME
+    load_database(root / DESCRIPTOR, db_path)
+    return db_path
+
+
+def _as_list(value: str | list[str]) -> list[str]:
+    return [value] if isinstance(value, str) else list(value)
+
+
+def _create_table(db: sqlite_utils.Database, resource: dict[str, Any]) -> None:
+    schema = resource["schema"]
+    fields = schema["fields"]
+    columns = {f["name"]: _SQLITE_TYPES.get(f.get("type", "string"), str) for f in fields}
+    pk = _as_list(schema.get("primaryKey", []))
+    not_null = {f["name"] for f in fields if f.get("constraints", {}).get("required")}
+    db.create_table(
+        resource["name"],
+        columns,
+        pk=pk[0] if len(pk) == 1 else tuple(pk) if pk else None,
+        not_null=not_null | set(pk),
+    )
+
+
+def _foreign_keys(resource: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    found = []
+    for fk in resource["schema"].get("foreignKeys", []):
+        reference = fk["reference"]
+        # An empty or missing resource means the table refers to itself.
+        other = reference.get("resource") or resource["name"]
+        for column, other_column in zip(
+            _as_list(fk["fields"]), _as_list(reference["fields"]), strict=True
+        ):
+            found.append((resource["name"], column, other, other_column))
+    return found
+
+
+def _insert_rows(db: sqlite_utils.Database, csv_path: Path, resource: dict[str, Any]) -> None:
+    fields = {f["name"]: f for f in resource["schema"]["fields"]}
+    missing = set(resource["schema"].get("missingValues", [""]))
+    with csv_path.open(encoding="utf-8", newline="") as fh:
+        reader = csv.DictReader(fh)
+        if reader.fieldnames != list(fields):
+            raise DatabaseError(
+                f"{csv_path}: header {reader.fieldnames} does not match the schema {list(fields)}"
+            )
+        rows = [
+            {name: _cast(value, fields[name], missing, csv_path) for name, value in row.items()}
+            for row in reader
+        ]
+    db[resource["name"]].insert_all(rows)
+
+
+def _cast(value: str, field: dict[str, Any], missing: set[str], where: Path) -> Any:
+    if value in missing:
+        return None
+    kind = field.get("type", "string")
+    if kind == "boolean":
+        if value in set(field.get("trueValues", _TRUE)):
+            return 1
+        if value in set(field.get("falseValues", _FALSE)):
+            return 0
+        raise DatabaseError(f"{where}: {field['name']}: {value!r} is not a boolean")
+    try:
+        if kind == "integer":
+            return int(value)
+        if kind == "number":
+            return float(value)
+    except ValueError:
+        raise DatabaseError(f"{where}: {field['name']}: {value!r} is not a {kind}") from None
+    return value
+
+
+def _check_foreign_keys(db: sqlite_utils.Database) -> None:
+    broken = db.execute("pragma foreign_key_check").fetchall()
+    if broken:
+        table, rowid, parent, _ = broken[0]
+        raise DatabaseError(
+            f"{len(broken)} broken foreign key(s), first: {table} row {rowid} -> {parent}"
+        )

@@ -1,0 +1,1 @@
+"""The Datasette site: metadata, canned queries, the hardening plugin and templates."""

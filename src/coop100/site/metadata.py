@@ -1,0 +1,121 @@
+"""Datasette metadata, generated from the Table Schemas and datapackage.json.
+
+Table and column descriptions are read from the published package, where the
+models' field descriptions landed, so the site never holds a second copy.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from coop100.database import FTS_COLUMNS, VIEWS, csv_resources, read_descriptor
+from coop100.site import settings
+from coop100.site.queries import CANNED_QUERIES
+
+# The first of these a table has is the label its foreign keys show.
+LABEL_CANDIDATES = ("name", "label", "role")
+
+SORT: dict[str, str] = {
+    "sources": "label",
+    "organisations": "name",
+    "people": "sort_name",
+    "person_names": "person_id",
+    "affiliations": "claim_key",
+    "events": "start_date",
+    "participations": "speaking_order",
+    "topics": "label",
+    "statement_topics": "topic_id",
+    "current_affiliations": "person",
+}
+
+FACETS: dict[str, list[str | dict[str, str]]] = {
+    "statements": ["type", "person_id", "organisation_id"],
+    "statements_detailed": ["type", "speaker", "organisation", {"array": "topics"}],
+    "statement_topics": ["topic_id"],
+    "affiliations": ["person_id", "organisation_id", "preferred"],
+    "participations": ["role"],
+    "organisations": ["type"],
+    "sources": ["kind"],
+    "person_names": ["person_id", "preferred"],
+    "current_affiliations": ["organisation"],
+}
+
+
+def site_metadata(
+    package_path: Path, downloads: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """Return Datasette metadata for the package at package_path.
+
+    Args:
+        package_path: the published datapackage.json.
+        downloads: links for the landing page (`title`, `url`, `bytes`), if any.
+    """
+    descriptor = read_descriptor(package_path)
+    tables: dict[str, dict[str, Any]] = {}
+    columns_by_table: dict[str, dict[str, str]] = {}
+    for resource in csv_resources(descriptor):
+        name = resource["name"]
+        fields = resource["schema"]["fields"]
+        columns = {f["name"]: f.get("description", "") for f in fields}
+        columns_by_table[name] = columns
+        tables[name] = _table(name, resource, columns)
+    for view in VIEWS:
+        tables[view.name] = {
+            "title": view.title,
+            "description": view.description,
+            "columns": {
+                column: described
+                if isinstance(described, str)
+                else columns_by_table.get(described[0], {}).get(described[1], "")
+                for column, described in view.columns.items()
+            },
+            **_options(view.name, list(view.columns)),
+        }
+    licence = (descriptor.get("licenses") or [{}])[0]
+    source = (descriptor.get("sources") or [{}])[0]
+    metadata: dict[str, Any] = {
+        "title": descriptor.get("title", descriptor.get("name", "coop100")),
+        "description": descriptor.get("description", ""),
+        "license": licence.get("title") or licence.get("name", ""),
+        "license_url": licence.get("path", ""),
+        "source": source.get("title", ""),
+        "source_url": source.get("path", ""),
+        "about": "coop100: the data package and the code that builds it",
+        "about_url": descriptor.get("homepage", ""),
+        "databases": {
+            settings.DATABASE: {
+                "title": descriptor.get("title", settings.DATABASE),
+                "description": descriptor.get("description", ""),
+                "tables": tables,
+                "queries": CANNED_QUERIES,
+            }
+        },
+        "plugins": {"coop100": {"downloads": downloads or []}},
+    }
+    return {key: value for key, value in metadata.items() if value != ""}
+
+
+def _table(name: str, resource: dict[str, Any], columns: dict[str, str]) -> dict[str, Any]:
+    table: dict[str, Any] = {
+        "title": resource.get("title", name),
+        "description": resource.get("description", ""),
+        "columns": columns,
+        **_options(name, list(columns)),
+    }
+    if name in FTS_COLUMNS:
+        table["fts_table"] = f"{name}_fts"
+        table["fts_pk"] = "rowid"
+    return table
+
+
+def _options(name: str, columns: list[str]) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    label = next((c for c in LABEL_CANDIDATES if c in columns), None)
+    if label:
+        options["label_column"] = label
+    if name in SORT:
+        options["sort"] = SORT[name]
+    if name in FACETS:
+        options["facets"] = FACETS[name]
+    return options

@@ -1,0 +1,137 @@
+"""Canned queries: the questions a newcomer asks first, answered in SQL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+CANNED_QUERIES: dict[str, dict[str, Any]] = {
+    "speakers": {
+        "title": "Who spoke, and in what capacity",
+        "description": (
+            "Everyone who took part in each event, in speaking order, with the job title "
+            "and organisation the package prefers for them (the organiser's own wording)."
+        ),
+        "sql": """
+select
+  e.name as event,
+  pa.speaking_order,
+  p.name as person,
+  pa.role,
+  a.role as title,
+  o.name as organisation
+from participations pa
+join people p on p.person_id = pa.person_id
+join events e on e.event_id = pa.event_id
+left join affiliations a on a.affiliation_id = pa.affiliation_id
+left join organisations o on o.organisation_id = a.organisation_id
+order by e.start_date, e.event_id, pa.speaking_order
+""",
+    },
+    "statements_by_topic": {
+        "title": "Statements by topic",
+        "description": (
+            "Each topic with the statements that touch it, who made them and the "
+            "organisation they spoke for. A statement appears once per topic."
+        ),
+        "sql": """
+select
+  t.label as topic,
+  sd.statement_id,
+  sd.speaker,
+  sd.organisation,
+  sd.type,
+  sd.text
+from statement_topics st
+join topics t on t.topic_id = st.topic_id
+join statements_detailed sd on sd.statement_id = st.statement_id
+order by t.label, sd.speaking_order is null, sd.speaking_order, sd.statement_id
+""",
+    },
+    "organisation_tree": {
+        "title": "The organisation tree",
+        "description": (
+            "Every organisation under the one it is part of, with its full path from "
+            "the top (for the ILO: organisation, department, unit)."
+        ),
+        "sql": """
+with recursive tree(organisation_id, name, type, depth, path) as (
+  select organisation_id, name, type, 0, name
+  from organisations
+  where parent_organisation_id is null
+  union all
+  select o.organisation_id, o.name, o.type, tree.depth + 1, tree.path || ' > ' || o.name
+  from organisations o
+  join tree on o.parent_organisation_id = tree.organisation_id
+)
+select path, depth, name, type, organisation_id
+from tree
+order by path
+""",
+    },
+    "disputed_facts": {
+        "title": "Disputed facts, side by side",
+        "description": (
+            "Every fact the sources disagree on: rival affiliation claims (rows sharing a "
+            "claim_key) and people whose name the sources spell differently, each claim "
+            "with its source and whether the package prefers it."
+        ),
+        "sql": """
+select
+  'affiliation' as kind,
+  a.claim_key as fact,
+  p.name as person,
+  trim(coalesce(a.role, '') || coalesce(', ' || o.name, ''), ', ') as claim,
+  a.preferred,
+  s.label as source,
+  s.url as source_url,
+  a.note
+from affiliations a
+join people p on p.person_id = a.person_id
+left join organisations o on o.organisation_id = a.organisation_id
+join sources s on s.source_id = a.source_id
+where a.claim_key in (
+  select claim_key from affiliations group by claim_key having count(*) > 1
+)
+union all
+select
+  'name',
+  'name-of-' || pn.person_id,
+  p.name,
+  pn.name,
+  pn.preferred,
+  s.label,
+  s.url,
+  null
+from person_names pn
+join people p on p.person_id = pn.person_id
+join sources s on s.source_id = pn.source_id
+where pn.person_id in (
+  select person_id from person_names group by person_id having count(distinct name) > 1
+)
+order by kind, fact, preferred desc, source
+""",
+    },
+    "speaking_order": {
+        "title": "Speaking order of the webinar",
+        "description": (
+            "Who spoke when at the launch webinar, as S1 reports it, with how many "
+            "statements the package records for each."
+        ),
+        "sql": """
+select
+  pa.speaking_order,
+  p.name as person,
+  pa.role,
+  (
+    select count(*) from statements s
+    where s.person_id = pa.person_id and s.event_id = pa.event_id
+  ) as statements,
+  pa.note
+from participations pa
+join people p on p.person_id = pa.person_id
+join events e on e.event_id = pa.event_id
+where e.type = 'webinar'
+order by e.start_date, pa.speaking_order
+""",
+    },
+}

@@ -1,0 +1,28 @@
+"""Settings of the served site, in one place."""
+
+from __future__ import annotations
+
+# -- where -------------------------------------------------------------------
+
+HOST = "127.0.0.1"
+PORT = 8001
+DATABASE = "coop100"
+DOWNLOADS_MOUNT = "data"  # files of the package are served under /data/
+
+# -- limits (Datasette settings) ----------------------------------------------
+
+SQL_TIME_LIMIT_MS = 1000
+FACET_TIME_LIMIT_MS = 200
+MAX_RETURNED_ROWS = 1000
+NUM_SQL_THREADS = 3
+
+# -- limits (SQLite, set on every connection by coop100.site.plugin) ----------
+
+# Largest string or blob any expression may build: far above the longest value
+# in the package (2,000 characters), far below what would exhaust memory.
+MAX_VALUE_BYTES = 1_000_000
+MAX_SQL_BYTES = 100_000
+# SQLite's own heap for the whole process; a runaway sort fails instead of growing.
+HEAP_LIMIT_BYTES = 256 * 1024 * 1024
+# SQL functions no query may call, even where SQLite would allow it.
+FORBIDDEN_FUNCTIONS = frozenset({"load_extension", "readfile", "writefile", "edit", "fts3_tokenizer"})
