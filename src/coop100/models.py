@@ -204,6 +204,10 @@ class Record(BaseModel):
 
 
 class Sourced(Record):
+    # Rows drawn from S1's text must say which paragraph; a row resting on S1's
+    # byline (its publisher) has none to give.
+    s1_paragraph_required: ClassVar[bool] = True
+
     source_id: Slug = Field(description="The source this row rests on (sources.source_id)")
     paragraph: Paragraph | None = Field(
         default=None,
@@ -215,7 +219,7 @@ class Sourced(Record):
 
     @model_validator(mode="after")
     def _paragraph_only_for_s1(self) -> Sourced:
-        if self.source_id == PRIMARY_SOURCE and self.paragraph is None:
+        if self.source_id == PRIMARY_SOURCE and self.paragraph is None and self.s1_paragraph_required:
             raise ValueError("paragraph: a row resting on s1 must give its S1 paragraph (1-8)")
         if self.source_id != PRIMARY_SOURCE and self.paragraph is not None:
             raise ValueError(
@@ -264,6 +268,7 @@ class Organisation(Sourced):
         "with the ILO's own units linked to their parent."
     )
     primary_key = ("organisation_id",)
+    s1_paragraph_required = False
     foreign_keys = {
         "parent_organisation_id": ("organisations", "organisation_id"),
         "source_id": ("sources", "source_id"),
@@ -287,6 +292,7 @@ class Organisation(Sourced):
     wikidata_id: WikidataId | None = Field(
         default=None, description="Wikidata item id; only ids the sources give, never guessed"
     )
+    note: Text | None = Field(default=None, description="Anything a reader should know")
 
     @model_validator(mode="after")
     def _not_own_parent(self) -> Organisation:
