@@ -39,7 +39,11 @@ def file_digest(path: Path) -> tuple[int, str]:
 
 
 def write_csv(table: pa.Table, path: Path) -> None:
-    pacsv.write_csv(table, path, write_options=CSV_OPTIONS)
+    # Times are whole seconds; written as HH:MM:SS rather than Arrow's HH:MM:SS.000.
+    schema = pa.schema(
+        [f.with_type(pa.time32("s")) if pa.types.is_time(f.type) else f for f in table.schema]
+    )
+    pacsv.write_csv(table.cast(schema), path, write_options=CSV_OPTIONS)
 
 
 def write_parquet(table: pa.Table, path: Path, schema: dict[str, Any]) -> None:

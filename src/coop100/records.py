@@ -118,7 +118,7 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = Fal
     result.line, result.column = node.start_mark.line + 1, node.start_mark.column + 1
     result.key_marks = {}
     for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]
+        key = loader.construct_object(key_node, deep=True)
         mark = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
         if not isinstance(key, str):
             raise yaml.constructor.ConstructorError(
@@ -132,18 +132,20 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = Fal
                 f"duplicate key '{key}' (first given on line {first}); keep one",
                 key_node.start_mark,
             )
-        result[key] = loader.construct_object(value_node, deep=True)  # type: ignore[no-untyped-call]
+        result[key] = loader.construct_object(value_node, deep=True)
         result.key_marks[key] = mark
     return result
 
 
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)  # type: ignore[arg-type]
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
 def _read_yaml(path: Path, shown: str) -> tuple[Any, list[Problem]]:
     raw = path.read_bytes()
     if raw.startswith(b"\xef\xbb\xbf"):
-        return None, [Problem(shown, 1, 1, message="starts with a byte-order mark; save as UTF-8 without BOM")]
+        return None, [
+            Problem(shown, 1, 1, message="starts with a byte-order mark; save as UTF-8 without BOM")
+        ]
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -216,8 +218,12 @@ def load_records(records_dir: Path) -> Records:
         shown = _show(path, base)
         if path.name not in RECORD_FILES:
             problems.append(
-                Problem(shown, message="is not a records file; expected one of "
-                        + ", ".join(RECORD_FILES) + _suggest(path.name, RECORD_FILES))
+                Problem(
+                    shown,
+                    message="is not a records file; expected one of "
+                    + ", ".join(RECORD_FILES)
+                    + _suggest(path.name, RECORD_FILES),
+                )
             )
             continue
         data, errors = _read_yaml(path, shown)
@@ -225,7 +231,9 @@ def load_records(records_dir: Path) -> Records:
         if errors:
             continue
         if not isinstance(data, _Mapping):
-            problems.append(Problem(shown, 1, 1, message="must be a mapping of table name to a list of records"))
+            problems.append(
+                Problem(shown, 1, 1, message="must be a mapping of table name to a list of records")
+            )
             continue
         for table, rows in data.items():
             line, column = data.key_marks[table]
@@ -233,23 +241,41 @@ def load_records(records_dir: Path) -> Records:
                 if table in FILE_OF_TABLE:
                     hint = f"{table} belong in records/{FILE_OF_TABLE[table]}"
                 else:
-                    hint = "expected " + ", ".join(RECORD_FILES[path.name]) + _suggest(table, MODEL_BY_TABLE)
-                problems.append(Problem(shown, line, column, message=f"unknown top-level key '{table}': {hint}"))
+                    hint = (
+                        "expected "
+                        + ", ".join(RECORD_FILES[path.name])
+                        + _suggest(table, MODEL_BY_TABLE)
+                    )
+                problems.append(
+                    Problem(shown, line, column, message=f"unknown top-level key '{table}': {hint}")
+                )
                 continue
             if not isinstance(rows, list):
-                problems.append(Problem(shown, line, column, table, message="must be a list of records"))
+                problems.append(
+                    Problem(shown, line, column, table, message="must be a list of records")
+                )
                 continue
             model = MODEL_BY_TABLE[table]
             for row in rows:
                 if not isinstance(row, _Mapping):
-                    problems.append(Problem(shown, line, column, table, message=f"each record must be a mapping, not {row!r}"))
+                    problems.append(
+                        Problem(
+                            shown,
+                            line,
+                            column,
+                            table,
+                            message=f"each record must be a mapping, not {row!r}",
+                        )
+                    )
                     continue
                 try:
                     record = model.model_validate(row)
                 except ValidationError as exc:
                     problems += _model_problems(exc, model, row, shown)
                     continue
-                tables[table].append(Located(record, shown, row.line, row.column, dict(row.key_marks)))
+                tables[table].append(
+                    Located(record, shown, row.line, row.column, dict(row.key_marks))
+                )
     records = Records(tables)
     problems += check_references(records)
     if problems:
@@ -280,8 +306,15 @@ def check_references(records: Records) -> list[Problem]:
                 name = loc.record.primary_key[-1]
                 line, column = loc.mark(name)
                 problems.append(
-                    Problem(loc.path, line, column, table, key, name,
-                            f"duplicate id (first at {first.path}:{first.line}); give each record its own id")
+                    Problem(
+                        loc.path,
+                        line,
+                        column,
+                        table,
+                        key,
+                        name,
+                        f"duplicate id (first at {first.path}:{first.line}); give each its own id",
+                    )
                 )
             else:
                 seen[key] = loc
@@ -296,8 +329,15 @@ def check_references(records: Records) -> list[Problem]:
                 if value is not None and value not in known:
                     line, column = loc.mark(name)
                     problems.append(
-                        Problem(loc.path, line, column, table, loc.record.key, name,
-                                f"'{value}' is not a known {target} id{_suggest(value, known)}")
+                        Problem(
+                            loc.path,
+                            line,
+                            column,
+                            table,
+                            loc.record.key,
+                            name,
+                            f"'{value}' is not a known {target} id{_suggest(value, known)}",
+                        )
                     )
 
     problems += _check_parent_cycles(records, keys)
@@ -310,8 +350,13 @@ def check_references(records: Records) -> list[Problem]:
 
 def _check_parent_cycles(records: Records, keys: dict[str, dict[str, Located]]) -> list[Problem]:
     problems = []
-    for table, parent_field in (("organisations", "parent_organisation_id"), ("events", "parent_event_id")):
-        parent = {loc.record.key: getattr(loc.record, parent_field) for loc in records.tables[table]}
+    for table, parent_field in (
+        ("organisations", "parent_organisation_id"),
+        ("events", "parent_event_id"),
+    ):
+        parent = {
+            loc.record.key: getattr(loc.record, parent_field) for loc in records.tables[table]
+        }
         for loc in records.tables[table]:
             start = loc.record.key
             seen = {start}
@@ -320,8 +365,15 @@ def _check_parent_cycles(records: Records, keys: dict[str, dict[str, Located]]) 
                 if current == start:
                     line, column = loc.mark(parent_field)
                     problems.append(
-                        Problem(loc.path, line, column, table, start, parent_field,
-                                f"parents loop back to '{start}'; break the loop")
+                        Problem(
+                            loc.path,
+                            line,
+                            column,
+                            table,
+                            start,
+                            parent_field,
+                            f"parents loop back to '{start}'; break the loop",
+                        )
                     )
                     break
                 if current in seen:
@@ -344,11 +396,15 @@ def _check_preferred(records: Records, table: str, group_field: str) -> list[Pro
         for loc in culprits:
             line, column = loc.mark("preferred")
             if chosen:
-                message = (f"{len(chosen)} rows with {group_field} '{group}' are preferred "
-                           f"(first {chosen[0].record.key}); mark exactly one")
+                message = (
+                    f"{len(chosen)} rows with {group_field} '{group}' are preferred "
+                    f"(first {chosen[0].record.key}); mark exactly one"
+                )
             else:
                 message = f"no row with {group_field} '{group}' is preferred; mark exactly one"
-            problems.append(Problem(loc.path, line, column, table, loc.record.key, "preferred", message))
+            problems.append(
+                Problem(loc.path, line, column, table, loc.record.key, "preferred", message)
+            )
     return problems
 
 
@@ -365,9 +421,16 @@ def _check_names(records: Records) -> list[Problem]:
         if person.person_id in preferred and preferred[person.person_id] != person.name:
             line, column = loc.mark("name")
             problems.append(
-                Problem(loc.path, line, column, "people", person.key, "name",
-                        f"'{person.name}' differs from the preferred spelling "
-                        f"'{preferred[person.person_id]}' in person_names; make them equal")
+                Problem(
+                    loc.path,
+                    line,
+                    column,
+                    "people",
+                    person.key,
+                    "name",
+                    f"'{person.name}' differs from the preferred spelling "
+                    f"'{preferred[person.person_id]}' in person_names; make them equal",
+                )
             )
     return problems
 
@@ -385,8 +448,15 @@ def _check_participations(records: Records, keys: dict[str, dict[str, Located]])
         if affiliation.person_id != part.person_id:
             line, column = loc.mark("affiliation_id")
             problems.append(
-                Problem(loc.path, line, column, "participations", part.key, "affiliation_id",
-                        f"'{part.affiliation_id}' belongs to '{affiliation.person_id}', "
-                        f"not '{part.person_id}'")
+                Problem(
+                    loc.path,
+                    line,
+                    column,
+                    "participations",
+                    part.key,
+                    "affiliation_id",
+                    f"'{part.affiliation_id}' belongs to '{affiliation.person_id}', "
+                    f"not '{part.person_id}'",
+                )
             )
     return problems

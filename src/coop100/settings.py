@@ -15,7 +15,9 @@ PACKAGE_DESCRIPTION = (
     "they belonged to and what each of them said, every row tied to its source. "
     "Where the sources disagree, both claims are kept and one is marked preferred."
 )
-PACKAGE_HOMEPAGE = "https://www.ilo.org/global/topics/cooperatives/news/WCMS_739649/lang--en/index.htm"
+PACKAGE_HOMEPAGE = (
+    "https://www.ilo.org/global/topics/cooperatives/news/WCMS_739649/lang--en/index.htm"
+)
 PACKAGE_KEYWORDS = [
     "cooperatives",
     "social and solidarity economy",

@@ -52,7 +52,7 @@ _TYPES: dict[type, tuple[str, pa.DataType]] = {
     int: ("integer", pa.int64()),
     str: ("string", pa.string()),
     dt.date: ("date", pa.date32()),
-    dt.time: ("time", pa.time32("s")),
+    dt.time: ("time", pa.time32("ms")),
 }
 
 
