@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -22,20 +23,25 @@ from .conftest import ROOT
 FRICTIONLESS = Path(sys.executable).parent / "frictionless"
 
 
-def test_plain_frictionless_finds_the_committed_package_valid() -> None:
+def _frictionless(root: Path) -> tuple[int, dict[str, Any]]:
+    """Run the plain frictionless CLI on root/datapackage.json: exit code and JSON report."""
     result = subprocess.run(
         [str(FRICTIONLESS), "validate", "--json", "datapackage.json"],
-        cwd=ROOT,
+        cwd=root,
         capture_output=True,
         text=True,
         check=False,
     )
-    report = json.loads(result.stdout)
+    return result.returncode, json.loads(result.stdout)
+
+
+def test_plain_frictionless_finds_the_committed_package_valid() -> None:
+    returncode, report = _frictionless(ROOT)
     statuses = {task["name"]: (task["valid"], len(task["errors"])) for task in report["tasks"]}
     expected = {f"{m.table}{s}": (True, 0) for m in MODELS for s in ("", "-parquet")}
     assert statuses == expected
     assert report["valid"] is True
-    assert result.returncode == 0
+    assert returncode == 0
 
 
 def test_plain_frictionless_catches_a_broken_csv(tmp_path: Path) -> None:
@@ -45,18 +51,11 @@ def test_plain_frictionless_catches_a_broken_csv(tmp_path: Path) -> None:
     shutil.copy(ROOT / "datapackage.json", root)
     csv = root / "build/csv/participations.csv"
     csv.write_bytes(csv.read_bytes().replace(b',"speaker",', b',"keynote",', 1))
-    result = subprocess.run(
-        [str(FRICTIONLESS), "validate", "--json", "datapackage.json"],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    report = json.loads(result.stdout)
+    returncode, report = _frictionless(root)
     types = {(task["name"], e["type"]) for task in report["tasks"] for e in task["errors"]}
     assert ("participations", "constraint-error") in types
     assert ("participations", "hash-count") in types
-    assert result.returncode == 1
+    assert returncode == 1
 
 
 def test_committed_files_equal_a_fresh_build(fresh_build: Path) -> None:
