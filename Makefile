@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+PY_DIRS := $(wildcard src tests benchmarks)
 
 .DEFAULT_GOAL := help
 
@@ -17,12 +18,12 @@ $(STAMP): pyproject.toml constraints.txt
 install: $(STAMP) ## Create .venv with the pinned dependencies (constraints.txt)
 
 lint: $(STAMP) ## ruff lint and format check
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check $(PY_DIRS)
+	$(BIN)/ruff format --check $(PY_DIRS)
 
 format: $(STAMP) ## Apply ruff formatting and safe fixes
-	$(BIN)/ruff check --fix src tests benchmarks
-	$(BIN)/ruff format src tests benchmarks
+	$(BIN)/ruff check --fix $(PY_DIRS)
+	$(BIN)/ruff format $(PY_DIRS)
 
 typecheck: $(STAMP) ## mypy --strict on src/
 	$(BIN)/mypy

@@ -204,6 +204,10 @@ class Record(BaseModel):
 
 
 class Sourced(Record):
+    # Rows drawn from S1's text must say which paragraph; a row resting on S1's
+    # byline (its publisher) has none to give.
+    s1_paragraph_required: ClassVar[bool] = True
+
     source_id: Slug = Field(description="The source this row rests on (sources.source_id)")
     paragraph: Paragraph | None = Field(
         default=None,
@@ -215,7 +219,11 @@ class Sourced(Record):
 
     @model_validator(mode="after")
     def _paragraph_only_for_s1(self) -> Sourced:
-        if self.source_id == PRIMARY_SOURCE and self.paragraph is None:
+        if (
+            self.source_id == PRIMARY_SOURCE
+            and self.paragraph is None
+            and self.s1_paragraph_required
+        ):
             raise ValueError("paragraph: a row resting on s1 must give its S1 paragraph (1-8)")
         if self.source_id != PRIMARY_SOURCE and self.paragraph is not None:
             raise ValueError(
@@ -264,6 +272,7 @@ class Organisation(Sourced):
         "with the ILO's own units linked to their parent."
     )
     primary_key = ("organisation_id",)
+    s1_paragraph_required = False
     foreign_keys = {
         "parent_organisation_id": ("organisations", "organisation_id"),
         "source_id": ("sources", "source_id"),
@@ -281,12 +290,15 @@ class Organisation(Sourced):
     )
     founded: PartialDate | None = Field(
         default=None,
-        description="When it was founded, as precisely as a source says: YYYY, YYYY-MM or YYYY-MM-DD",
+        description="When it was founded, as precisely as a source says: YYYY, YYYY-MM or a date",
     )
-    former_name: Name | None = Field(default=None, description="Earlier name, if a source gives one")
+    former_name: Name | None = Field(
+        default=None, description="Earlier name, if a source gives one"
+    )
     wikidata_id: WikidataId | None = Field(
         default=None, description="Wikidata item id; only ids the sources give, never guessed"
     )
+    note: Text | None = Field(default=None, description="Anything a reader should know")
 
     @model_validator(mode="after")
     def _not_own_parent(self) -> Organisation:
@@ -368,7 +380,9 @@ class Affiliation(Sourced):
         default=None, description="When the role ended, as precisely as the source says"
     )
     former: StrictBool = Field(description="True when the source says the role was already over")
-    claim_key: Slug = Field(description="The fact this row is a claim about; shared by rival claims")
+    claim_key: Slug = Field(
+        description="The fact this row is a claim about; shared by rival claims"
+    )
     preferred: StrictBool = Field(description="True for the claim the package prefers")
     note: Text | None = Field(default=None, description="Why this claim is or is not preferred")
 
@@ -386,7 +400,9 @@ class Event(Sourced):
 
     table = "events"
     table_title = "Events"
-    table_description = "The launch webinar of 23 March 2020 and the ILO COOP 100 programme it opened."
+    table_description = (
+        "The launch webinar of 23 March 2020 and the ILO COOP 100 programme it opened."
+    )
     primary_key = ("event_id",)
     foreign_keys = {
         "parent_event_id": ("events", "event_id"),
@@ -414,10 +430,14 @@ class Event(Sourced):
         default=None, ge=0, description="Participants per S2's summary line (a lower bound: 'over')"
     )
     attendance_body: StrictInt | None = Field(
-        default=None, ge=0, description="Participants per S2's body text (a lower bound: 'more than')"
+        default=None,
+        ge=0,
+        description="Participants per S2's body text (a lower bound: 'more than')",
     )
     countries: StrictInt | None = Field(
-        default=None, ge=0, description="Countries the participants came from (a lower bound: 'over')"
+        default=None,
+        ge=0,
+        description="Countries the participants came from (a lower bound: 'over')",
     )
     description: Text = Field(description="What happened, in our words")
 
@@ -435,7 +455,9 @@ class Participation(Sourced):
 
     table = "participations"
     table_title = "Participations"
-    table_description = "Who took part in which event, in what role, in what order, in which capacity."
+    table_description = (
+        "Who took part in which event, in what role, in what order, in which capacity."
+    )
     primary_key = ("participation_id",)
     foreign_keys = {
         "person_id": ("people", "person_id"),

@@ -1,0 +1,137 @@
+"""Check a published package: checksums, frictionless, and CSV == Parquet row for row."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from . import settings
+from .models import MODEL_BY_TABLE, MODELS
+from .package import file_digest
+from .tables import arrow_schema
+
+
+def read_csv(path: Path, schema: pa.Schema) -> pa.Table:
+    """Read a published CSV with the published types, independently of frictionless."""
+    return pacsv.read_csv(
+        path,
+        read_options=pacsv.ReadOptions(use_threads=False),
+        parse_options=pacsv.ParseOptions(newlines_in_values=True),
+        convert_options=pacsv.ConvertOptions(
+            column_types=schema,
+            include_columns=schema.names,
+            # Only an empty, unquoted cell is missing; "nan" or "NULL" are errors.
+            null_values=[""],
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=False,
+            true_values=["true"],
+            false_values=["false"],
+        ),
+    ).cast(schema)
+
+
+def read_parquet(path: Path, schema: pa.Schema) -> pa.Table:
+    """Read a published Parquet file, checking it has exactly the published columns."""
+    table = pq.read_table(path)
+    found = [(f.name, f.type) for f in table.schema]
+    expected = [(f.name, f.type) for f in schema]
+    if found != expected:
+        raise ValueError(f"columns {found} differ from the published schema {expected}")
+    return table.cast(schema)
+
+
+def check_checksums(root: Path, descriptor: dict[str, Any]) -> list[str]:
+    """Every resource's size and sha256 must match the descriptor."""
+    problems = []
+    for resource in descriptor.get("resources", []):
+        path = root / resource["path"]
+        expected_bytes = resource.get("bytes", resource.get("coop100:bytes"))
+        expected_hash = resource.get("hash", resource.get("coop100:hash"))
+        if not path.exists():
+            problems.append(f"{resource['path']}: missing; run `coop100 build`")
+            continue
+        size, sha256 = file_digest(path)
+        if expected_bytes != size:
+            problems.append(
+                f"{resource['path']}: is {size} bytes, datapackage.json says {expected_bytes}; "
+                "run `coop100 build`"
+            )
+        if expected_hash != f"sha256:{sha256}":
+            problems.append(
+                f"{resource['path']}: sha256 differs from datapackage.json; run `coop100 build`"
+            )
+    return problems
+
+
+def check_formats(root: Path) -> list[str]:
+    """The CSV and the Parquet file of every table hold exactly the same rows."""
+    problems = []
+    for model in MODELS:
+        schema = arrow_schema(model)
+        csv_path = root / settings.CSV_DIR / f"{model.table}.csv"
+        parquet_path = root / settings.PARQUET_DIR / f"{model.table}.parquet"
+        try:
+            from_csv = read_csv(csv_path, schema)
+            from_parquet = read_parquet(parquet_path, schema)
+        except (OSError, ValueError, pa.ArrowException) as exc:
+            problems.append(f"{model.table}: cannot read back: {exc}")
+            continue
+        if from_csv.num_rows != from_parquet.num_rows:
+            problems.append(
+                f"{model.table}: CSV has {from_csv.num_rows} rows, Parquet {from_parquet.num_rows}"
+            )
+        elif not from_csv.equals(from_parquet):
+            for name in schema.names:
+                a, b = from_csv.column(name), from_parquet.column(name)
+                if not a.equals(b):
+                    row = next(i for i in range(len(a)) if a[i] != b[i])
+                    problems.append(
+                        f"{model.table}: column {name} differs at row {row + 1}: "
+                        f"CSV {a[row].as_py()!r}, Parquet {b[row].as_py()!r}"
+                    )
+                    break
+    return problems
+
+
+def check_frictionless(root: Path) -> list[str]:
+    """Run frictionless over every resource, in both formats."""
+    from frictionless import Package  # slow to import; only validation needs it
+
+    report = Package(str(root / settings.DESCRIPTOR)).validate()
+    problems = [f"datapackage.json: {e.message}" for e in report.errors]
+    for task in report.tasks:
+        for error in task.errors:
+            where = task.name
+            row = getattr(error, "row_number", None)
+            name = getattr(error, "field_name", None)
+            if row:
+                where += f" row {row}"
+            if name:
+                where += f" field '{name}'"
+            problems.append(f"{where}: {error.message}")
+    return problems
+
+
+def validate_package(root: Path) -> list[str]:
+    """Every problem with the package published under root, one per string."""
+    path = root / settings.DESCRIPTOR
+    try:
+        descriptor = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        return [f"{settings.DESCRIPTOR}: cannot be read: {exc}; run `coop100 build`"]
+    names = {r.get("name") for r in descriptor.get("resources", [])}
+    problems = [
+        f"{settings.DESCRIPTOR}: resource '{t}{suffix}' is missing; run `coop100 build`"
+        for t in MODEL_BY_TABLE
+        for suffix in ("", "-parquet")
+        if f"{t}{suffix}" not in names
+    ]
+    problems += check_checksums(root, descriptor)
+    problems += check_formats(root)
+    problems += check_frictionless(root)
+    return problems

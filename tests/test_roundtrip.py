@@ -1,0 +1,123 @@
+"""Records == CSV == Parquet row for row, and every analyst's tool loads the Parquet right."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import duckdb
+import pandas as pd
+import polars as pl
+import pyarrow.parquet as pq
+import pytest
+
+from coop100 import settings
+from coop100.models import MODELS
+from coop100.records import Records
+from coop100.tables import arrow_schema, columns
+from coop100.validate import read_csv
+
+from .conftest import ROOT
+
+TABLES = [m.table for m in MODELS]
+MODEL = {m.table: m for m in MODELS}
+
+
+def _expected_rows(records: Records, table: str) -> list[dict[str, object]]:
+    names = [c.name for c in columns(MODEL[table])]
+    return [{n: getattr(r, n) for n in names} for r in records.rows(table)]
+
+
+@pytest.mark.parametrize("table", TABLES)
+def test_records_equal_csv_equal_parquet(records: Records, table: str) -> None:
+    schema = arrow_schema(MODEL[table])
+    expected = _expected_rows(records, table)
+    from_csv = read_csv(ROOT / settings.CSV_DIR / f"{table}.csv", schema).to_pylist()
+    from_parquet = pq.read_table(ROOT / settings.PARQUET_DIR / f"{table}.parquet").to_pylist()
+    assert from_csv == expected
+    assert from_parquet == expected
+
+
+def test_parquet_carries_types_descriptions_and_package_metadata() -> None:
+    file = pq.ParquetFile(ROOT / settings.PARQUET_DIR / "events.parquet")
+    schema = file.schema_arrow
+    assert str(schema.field("start_date").type) == "date32[day]"
+    assert str(schema.field("attendance_body").type) == "int64"
+    assert schema.field("description").metadata == {b"description": b"What happened, in our words"}
+    meta = schema.metadata
+    assert meta[b"package_name"] == b"ilo-coop-100"
+    assert meta[b"license"] == b"CC-BY-4.0"
+    assert b'"primaryKey": ["event_id"]' in meta[b"table_schema"]
+    assert file.metadata.row_group(0).column(0).compression == "ZSTD"
+    nulls = file.read(columns=["attendance_body"])
+    assert nulls.column("attendance_body").to_pylist() == [None, 110]
+
+
+@pytest.mark.parametrize("table", TABLES)
+def test_pandas_loads_parquet(records: Records, table: str) -> None:
+    frame = pd.read_parquet(
+        ROOT / settings.PARQUET_DIR / f"{table}.parquet", engine="pyarrow", dtype_backend="pyarrow"
+    )
+    assert len(frame) == len(records.rows(table))
+    assert list(frame.columns) == [c.name for c in columns(MODEL[table])]
+    for column in columns(MODEL[table]):
+        kind = str(frame[column.name].dtype)
+        expected = {
+            "string": ("string", "large_string"),
+            "integer": ("int64",),
+            "boolean": ("bool",),
+            "date": ("date32",),
+            "time": ("time32",),
+        }
+        assert kind.startswith(tuple(f"{e}[" for e in expected[column.frictionless_type])), (
+            column.name,
+            kind,
+        )
+
+
+@pytest.mark.parametrize("table", TABLES)
+def test_polars_loads_parquet(records: Records, table: str) -> None:
+    frame = pl.read_parquet(ROOT / settings.PARQUET_DIR / f"{table}.parquet")
+    assert frame.height == len(records.rows(table))
+    expected = {
+        "string": pl.String,
+        "integer": pl.Int64,
+        "boolean": pl.Boolean,
+        "date": pl.Date,
+        "time": pl.Time,
+    }
+    assert frame.schema == {c.name: expected[c.frictionless_type] for c in columns(MODEL[table])}
+
+
+@pytest.mark.parametrize("table", TABLES)
+def test_duckdb_loads_parquet(records: Records, table: str) -> None:
+    path = ROOT / settings.PARQUET_DIR / f"{table}.parquet"
+    con = duckdb.connect()
+    described = con.execute(f"DESCRIBE SELECT * FROM read_parquet('{path}')").fetchall()
+    expected = {
+        "string": "VARCHAR",
+        "integer": "BIGINT",
+        "boolean": "BOOLEAN",
+        "date": "DATE",
+        "time": "TIME",
+    }
+    assert [(row[0], row[1]) for row in described] == [
+        (c.name, expected[c.frictionless_type]) for c in columns(MODEL[table])
+    ]
+    (count,) = con.execute(f"SELECT count(*) FROM read_parquet('{path}')").fetchone() or (0,)
+    assert count == len(records.rows(table))
+
+
+def test_duckdb_reads_csv_and_parquet_alike() -> None:
+    con = duckdb.connect()
+    csv = ROOT / settings.CSV_DIR / "events.csv"
+    parquet = ROOT / settings.PARQUET_DIR / "events.parquet"
+    row = con.execute(
+        f"SELECT start_date, start_time, attendance_summary FROM read_csv('{csv}') "
+        "WHERE event_id = 'ilo-coop-100-launch-webinar'"
+    ).fetchone()
+    assert row == (dt.date(2020, 3, 23), dt.time(13, 30), 100)
+    diff = con.execute(
+        f"SELECT count(*) FROM (SELECT * FROM read_parquet('{parquet}') EXCEPT "
+        f"SELECT * FROM read_csv('{csv}', types={{'paragraph': 'BIGINT'}}))"
+    ).fetchone()
+    assert diff == (0,)
