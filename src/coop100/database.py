@@ -180,12 +180,12 @@ def load_database(package_path: Path, db_path: Path) -> None:
         for resource in resources:
             for fk in resource["schema"].get("foreignKeys", []):
                 for column in _as_list(fk["fields"]):
-                    db[resource["name"]].create_index([column], if_not_exists=True)
+                    db.table(resource["name"]).create_index([column], if_not_exists=True)
         _check_foreign_keys(db)
         names = {r["name"] for r in resources}
         for table, columns in FTS_COLUMNS.items():
             if table in names:
-                db[table].enable_fts(list(columns), tokenize=FTS_TOKENIZER)
+                db.table(table).enable_fts(list(columns), tokenize=FTS_TOKENIZER)
         for view in VIEWS:
             db.create_view(view.name, view.sql.strip())
         db.vacuum()
@@ -245,7 +245,7 @@ def _insert_rows(db: sqlite_utils.Database, csv_path: Path, resource: dict[str, 
             {name: _cast(value, fields[name], missing, csv_path) for name, value in row.items()}
             for row in reader
         ]
-    db[resource["name"]].insert_all(rows)
+    db.table(resource["name"]).insert_all(rows)
 
 
 def _cast(value: str, field: dict[str, Any], missing: set[str], where: Path) -> Any:

@@ -42,14 +42,12 @@ FACETS: dict[str, list[str | dict[str, str]]] = {
 }
 
 
-def site_metadata(
-    package_path: Path, downloads: list[dict[str, Any]] | None = None
-) -> dict[str, Any]:
+def site_metadata(package_path: Path, downloads: dict[str, Any] | None = None) -> dict[str, Any]:
     """Return Datasette metadata for the package at package_path.
 
     Args:
         package_path: the published datapackage.json.
-        downloads: links for the landing page (`title`, `url`, `bytes`), if any.
+        downloads: links for the landing page, as `coop100.site.build.downloads` gives them.
     """
     descriptor = read_descriptor(package_path)
     tables: dict[str, dict[str, Any]] = {}
@@ -91,7 +89,7 @@ def site_metadata(
                 "queries": CANNED_QUERIES,
             }
         },
-        "plugins": {"coop100": {"downloads": downloads or []}},
+        "plugins": {"coop100": {"downloads": downloads or {"package": [], "tables": []}}},
     }
     return {key: value for key, value in metadata.items() if value != ""}
 

@@ -69,8 +69,21 @@ def harden(conn: sqlite3.Connection) -> None:
     conn.set_authorizer(authorize)
 
 
-@hookimpl
+@hookimpl  # type: ignore[untyped-decorator]
 def prepare_connection(conn: sqlite3.Connection, database: str, datasette: Any) -> None:
     """Harden every connection to a published database."""
     if database != _INTERNAL:
         harden(conn)
+
+
+@hookimpl  # type: ignore[untyped-decorator]
+def extra_template_vars(template: str, datasette: Any) -> Any:
+    """Give the landing page the row count of every table (read from the inspect file)."""
+
+    async def row_counts() -> dict[str, dict[str, int]]:
+        if template != "index.html" or settings.DATABASE not in datasette.databases:
+            return {"row_counts": {}}
+        counts = await datasette.get_database(settings.DATABASE).table_counts()
+        return {"row_counts": {name: n for name, n in counts.items() if n is not None}}
+
+    return row_counts

@@ -25,4 +25,20 @@ MAX_SQL_BYTES = 100_000
 # SQLite's own heap for the whole process; a runaway sort fails instead of growing.
 HEAP_LIMIT_BYTES = 256 * 1024 * 1024
 # SQL functions no query may call, even where SQLite would allow it.
-FORBIDDEN_FUNCTIONS = frozenset({"load_extension", "readfile", "writefile", "edit", "fts3_tokenizer"})
+FORBIDDEN_FUNCTIONS = frozenset(
+    {"load_extension", "readfile", "writefile", "edit", "fts3_tokenizer"}
+)
+
+# Datasette settings passed to every served instance (name -> value).
+DATASETTE_SETTINGS: dict[str, int | bool] = {
+    "sql_time_limit_ms": SQL_TIME_LIMIT_MS,
+    "facet_time_limit_ms": FACET_TIME_LIMIT_MS,
+    "max_returned_rows": MAX_RETURNED_ROWS,
+    "num_sql_threads": NUM_SQL_THREADS,
+    "allow_download": True,
+    "default_cache_ttl": 60,
+}
+
+# -- files (relative to the project root) --------------------------------------
+
+SITE_DIR = "build/site"

@@ -1,0 +1,167 @@
+"""Put together everything Datasette serves: database, zip, downloads, metadata, counts."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from coop100.archive import ZIP_NAME, package_files, write_zip
+from coop100.database import DB_NAME, DESCRIPTOR, read_descriptor, write_database
+from coop100.site import settings
+from coop100.site.metadata import site_metadata
+
+TEMPLATES_DIR = Path(__file__).parent / "templates"
+_FORMATS = {"csv": "CSV", "parquet": "Parquet"}
+
+
+@dataclass(frozen=True)
+class Site:
+    """The files one Datasette instance serves."""
+
+    db_path: Path
+    metadata_path: Path
+    inspect_path: Path
+    data_dir: Path
+
+
+def build_site(root: Path, rebuild: bool = False) -> Site:
+    """Write build/coop100.db, build/coop100.zip and build/site/ from root/datapackage.json.
+
+    The database and zip are rewritten when missing, older than the package, or
+    when rebuild is set; the site folder is always written afresh.
+    """
+    package_path = root / DESCRIPTOR
+    sources = [root / name for name in package_files(package_path)]
+    newest = max(path.stat().st_mtime for path in sources)
+    db_path = root / "build" / DB_NAME
+    zip_path = root / "build" / ZIP_NAME
+    if rebuild or _stale(db_path, newest):
+        write_database(root)
+    if rebuild or _stale(zip_path, newest):
+        write_zip(package_path, zip_path)
+
+    site_dir = root / settings.SITE_DIR
+    data_dir = site_dir / settings.DOWNLOADS_MOUNT
+    shutil.rmtree(data_dir, ignore_errors=True)
+    for path in [*sources, zip_path]:
+        target = data_dir / path.relative_to(root if path != zip_path else zip_path.parent)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target)
+
+    metadata = site_metadata(package_path, downloads(root))
+    metadata_path = site_dir / "metadata.json"
+    metadata_path.write_text(json.dumps(metadata, indent=2, ensure_ascii=False) + "\n")
+    inspect_path = site_dir / "inspect.json"
+    inspect_path.write_text(json.dumps(inspect_data(db_path), indent=2) + "\n")
+    return Site(db_path, metadata_path, inspect_path, data_dir)
+
+
+def downloads(root: Path) -> dict[str, Any]:
+    """Return the landing page's download links: the package files, per table, and the rest.
+
+    `package` holds the descriptor, the zip and the SQLite file; `tables` one entry
+    per table with its CSV and Parquet files, in the package's order.
+    """
+    mount = f"/{settings.DOWNLOADS_MOUNT}"
+    descriptor = read_descriptor(root / DESCRIPTOR)
+    package = [
+        _link("Data Package descriptor", f"{mount}/{DESCRIPTOR}", root / DESCRIPTOR),
+        _link("The whole package (zip)", f"{mount}/{ZIP_NAME}", root / "build" / ZIP_NAME),
+        _link("SQLite database", f"/{DB_NAME}", root / "build" / DB_NAME),
+    ]
+    tables: dict[str, dict[str, Any]] = {}
+    for resource in descriptor["resources"]:
+        # Each table is published twice, as <table> (CSV) and <table>-parquet.
+        name = resource["name"].removesuffix(f"-{resource['format']}")
+        entry = tables.setdefault(
+            name, {"name": name, "title": resource.get("title", name), "files": []}
+        )
+        url = f"{mount}/{resource['path']}"
+        entry["files"].append(
+            {
+                "format": _FORMATS.get(resource["format"], resource["format"]),
+                "url": url,
+                "bytes": resource.get("bytes"),
+            }
+        )
+    return {"package": package, "tables": list(tables.values())}
+
+
+def inspect_data(db_path: Path) -> dict[str, Any]:
+    """Return what `datasette inspect` would write: hash, size and row counts."""
+    db = sqlite_utils.Database(f"file:{db_path}?immutable=1", use_counts_table=False)
+    try:
+        counts = {name: {"count": db[name].count} for name in db.table_names()}
+    finally:
+        db.close()
+    return {
+        db_path.stem: {
+            "hash": hashlib.sha256(db_path.read_bytes()).hexdigest(),
+            "size": db_path.stat().st_size,
+            "file": str(db_path),
+            "tables": counts,
+        }
+    }
+
+
+def datasette_command(site: Site, host: str, port: int) -> list[str]:
+    """Return the `datasette serve` command line that serves site read-only."""
+    command = [
+        sys.executable,
+        "-m",
+        "datasette",
+        "serve",
+        "--immutable",
+        str(site.db_path),
+        "--inspect-file",
+        str(site.inspect_path),
+        "--metadata",
+        str(site.metadata_path),
+        "--template-dir",
+        str(TEMPLATES_DIR),
+        "--static",
+        f"{settings.DOWNLOADS_MOUNT}:{site.data_dir}",
+        "--host",
+        host,
+        "--port",
+        str(port),
+    ]
+    for name, value in settings.DATASETTE_SETTINGS.items():
+        command += ["--setting", name, _setting_text(value)]
+    return command
+
+
+def datasette_app(site: Site) -> Any:
+    """Return an in-process Datasette configured exactly as `datasette_command` serves it."""
+    from datasette.app import Datasette
+
+    return Datasette(
+        immutables=[str(site.db_path)],
+        inspect_data=json.loads(site.inspect_path.read_text()),
+        metadata=json.loads(site.metadata_path.read_text()),
+        template_dir=str(TEMPLATES_DIR),
+        static_mounts=[(settings.DOWNLOADS_MOUNT, str(site.data_dir))],
+        settings=dict(settings.DATASETTE_SETTINGS),
+    )
+
+
+def _stale(path: Path, newest_source: float) -> bool:
+    return not path.exists() or path.stat().st_mtime < newest_source
+
+
+def _link(title: str, url: str, path: Path) -> dict[str, Any]:
+    size = path.stat().st_size if path.is_file() else None
+    return {"title": title, "url": url, "bytes": size}
+
+
+def _setting_text(value: int | bool) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return str(value)
