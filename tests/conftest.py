@@ -10,6 +10,9 @@ import pytest
 from coop100.package import build_package
 from coop100.records import Records, load_records
 
+# Fixtures of the database and the served site live in their own module.
+pytest_plugins = ["tests.site_fixtures"]
+
 ROOT = Path(__file__).resolve().parent.parent
 RECORDS = ROOT / "records"
 

@@ -1,0 +1,123 @@
+"""Fixtures for the database and the site: a copy of the published package, served."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import hashlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from coop100.archive import package_files
+from coop100.database import DESCRIPTOR
+from coop100.site.build import Site, build_site, datasette_app
+
+ROOT = Path(__file__).resolve().parent.parent
+DATABASE = "coop100"
+
+
+def copy_package(target: Path) -> Path:
+    """Copy the published package (descriptor, schemas, CSV, Parquet) into target."""
+    for name in package_files(ROOT / DESCRIPTOR):
+        (target / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(ROOT / name, target / name)
+    return target
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+class SiteClient:
+    """Datasette's in-process client, called synchronously on one event loop."""
+
+    def __init__(self, ds: Any) -> None:
+        self.ds = ds
+        self.loop = asyncio.new_event_loop()
+
+    def get(self, path: str, **kwargs: Any) -> Any:
+        return self.loop.run_until_complete(self.ds.client.get(path, **kwargs))
+
+    def post(self, path: str, **kwargs: Any) -> Any:
+        return self.loop.run_until_complete(self.ds.client.post(path, **kwargs))
+
+    def json(self, path: str) -> Any:
+        response = self.get(path)
+        assert response.status_code == 200, (path, response.text[:500])
+        return response.json()
+
+
+@pytest.fixture(scope="session")
+def site_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return copy_package(tmp_path_factory.mktemp("site"))
+
+
+@pytest.fixture(scope="session")
+def site(site_root: Path) -> Iterator[Site]:
+    """The built site; its database must be byte-for-byte unchanged after every test."""
+    built = build_site(site_root)
+    before = sha256(built.db_path)
+    yield built
+    if sha256(built.db_path) != before:
+        pytest.fail(f"{built.db_path} changed during the test run")
+
+
+@pytest.fixture(scope="session")
+def client(site: Site) -> Iterator[SiteClient]:
+    site_client = SiteClient(datasette_app(site))
+    yield site_client
+    site_client.loop.close()
+
+
+@pytest.fixture(scope="session")
+def package_rows(site_root: Path) -> dict[str, list[dict[str, str]]]:
+    """Every published CSV's rows, as text, keyed by table."""
+    rows = {}
+    for path in sorted((site_root / "build" / "csv").glob("*.csv")):
+        with path.open(encoding="utf-8", newline="") as fh:
+            rows[path.stem] = list(csv.DictReader(fh))
+    return rows
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="session")
+def served(site: Site, site_root: Path) -> Iterator[tuple[str, int]]:
+    """`coop100 serve` running on a free loopback port: (base URL, server pid)."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "coop100", "serve", "--root", str(site_root), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(f"{base}/-/versions.json", timeout=1):
+                break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                output = process.stdout.read().decode() if process.stdout else ""
+                process.kill()
+                pytest.fail(f"coop100 serve did not start:\n{output}")
+            time.sleep(0.2)
+    yield base, process.pid
+    process.terminate()
+    process.wait(timeout=10)

@@ -1,0 +1,145 @@
+"""The SQLite database loaded from the published package."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import zipfile
+from pathlib import Path
+
+import pytest
+import sqlite_utils
+
+from coop100.archive import package_files, write_zip
+from coop100.database import (
+    DESCRIPTOR,
+    FTS_COLUMNS,
+    VIEWS,
+    DatabaseError,
+    load_database,
+    read_descriptor,
+)
+from coop100.site.build import Site
+from tests.site_fixtures import copy_package
+
+
+@pytest.fixture(scope="module")
+def db(site: Site) -> sqlite_utils.Database:
+    return sqlite_utils.Database(sqlite3.connect(f"file:{site.db_path}?immutable=1", uri=True))
+
+
+@pytest.fixture(scope="module")
+def schemas(site_root: Path) -> dict[str, dict]:
+    descriptor = read_descriptor(site_root / DESCRIPTOR)
+    return {r["name"]: r["schema"] for r in descriptor["resources"] if r["format"] == "csv"}
+
+
+def test_every_table_has_the_package_rows(db, package_rows):
+    assert {name: db.table(name).count for name in package_rows} == {
+        name: len(rows) for name, rows in package_rows.items()
+    }
+
+
+def test_primary_and_foreign_keys_come_from_the_schemas(db, schemas):
+    for name, schema in schemas.items():
+        table = db.table(name)
+        assert table.pks == schema["primaryKey"], name
+        expected = {
+            (column, fk["reference"]["resource"] or name, other)
+            for fk in schema.get("foreignKeys", [])
+            for column, other in zip(fk["fields"], fk["reference"]["fields"], strict=True)
+        }
+        found = {(fk.column, fk.other_table, fk.other_column) for fk in table.foreign_keys}
+        assert found == expected, name
+
+
+def test_every_foreign_key_column_is_indexed(db, schemas):
+    for name, schema in schemas.items():
+        indexed = {tuple(index.columns) for index in db.table(name).indexes}
+        for fk in schema.get("foreignKeys", []):
+            assert tuple(fk["fields"]) in indexed, (name, fk["fields"])
+
+
+def test_foreign_keys_hold(db):
+    assert db.execute("pragma foreign_key_check").fetchall() == []
+
+
+def test_column_types_follow_the_schemas(db, schemas):
+    sqlite_type = {"integer": "INTEGER", "boolean": "INTEGER", "number": "FLOAT"}
+    for name, schema in schemas.items():
+        columns = {c.name: c.type for c in db.table(name).columns}
+        assert columns == {f["name"]: sqlite_type.get(f["type"], "TEXT") for f in schema["fields"]}
+
+
+def test_full_text_search_uses_porter_stemming(db):
+    for table, columns in FTS_COLUMNS.items():
+        fts = db.table(table).detect_fts()
+        assert fts == f"{table}_fts"
+        assert "tokenize='porter'" in db.table(fts).schema
+        assert [c.name for c in db.table(fts).columns] == list(columns)
+    # "displaced" finds "displacement" only through the stemmer
+    hits = db.execute(
+        "select s.text from statements_fts join statements s on s.rowid = statements_fts.rowid "
+        "where statements_fts match 'displaced'"
+    ).fetchall()
+    assert hits and all("displacement" in text.lower() for (text,) in hits)
+
+
+def test_views_exist_and_current_affiliations_are_preferred_and_current(db, package_rows):
+    assert set(db.view_names()) == {view.name for view in VIEWS}
+    expected = {
+        r["affiliation_id"]
+        for r in package_rows["affiliations"]
+        if r["preferred"] == "true" and r["former"] == "false"
+    }
+    found = {r["affiliation_id"] for r in db.view("current_affiliations").rows}
+    assert found == expected
+    detailed = {r["statement_id"]: r for r in db.view("statements_detailed").rows}
+    assert set(detailed) == {r["statement_id"] for r in package_rows["statements"]}
+    topics = {}
+    for row in package_rows["statement_topics"]:
+        topics.setdefault(row["statement_id"], []).append(row["topic_id"])
+    for statement_id, row in detailed.items():
+        assert json.loads(row["topics"]) == sorted(topics.get(statement_id, []))
+        assert row["speaker"]
+
+
+def test_the_same_package_gives_the_same_database(site_root, tmp_path):
+    first, second = tmp_path / "a.db", tmp_path / "b.db"
+    load_database(site_root / DESCRIPTOR, first)
+    load_database(site_root / DESCRIPTOR, second)
+    dumps = [list(sqlite3.connect(path).iterdump()) for path in (first, second)]
+    assert dumps[0] == dumps[1]
+    assert first.read_bytes() == second.read_bytes()
+
+
+def test_the_zip_holds_the_whole_package_with_fixed_bytes(site_root, tmp_path):
+    first = write_zip(site_root / DESCRIPTOR, tmp_path / "a.zip")
+    second = write_zip(site_root / DESCRIPTOR, tmp_path / "b.zip")
+    assert first.read_bytes() == second.read_bytes()
+    with zipfile.ZipFile(first) as archive:
+        names = archive.namelist()
+        assert names == sorted(package_files(site_root / DESCRIPTOR))
+        assert {info.date_time for info in archive.infolist()} == {(1980, 1, 1, 0, 0, 0)}
+        for name in names:
+            assert archive.read(name) == (site_root / name).read_bytes(), name
+
+
+def _break(root: Path, table: str, old: str, new: str) -> None:
+    path = root / "build" / "csv" / f"{table}.csv"
+    path.write_text(path.read_text(encoding="utf-8").replace(old, new, 1), encoding="utf-8")
+
+
+def test_a_broken_foreign_key_is_refused(tmp_path):
+    root = copy_package(tmp_path)
+    _break(root, "statement_topics", '"history"', '"no-such-topic"')
+    with pytest.raises(DatabaseError, match=r"broken foreign key\(s\), first: statement_topics"):
+        load_database(root / DESCRIPTOR, tmp_path / "x.db")
+    assert not (tmp_path / "x.db").exists()
+
+
+def test_a_header_that_differs_from_the_schema_is_refused(tmp_path):
+    root = copy_package(tmp_path)
+    _break(root, "topics", "topic_id,label", "topic,label")
+    with pytest.raises(DatabaseError, match=r"topics.csv: header \['topic', 'label'"):
+        load_database(root / DESCRIPTOR, tmp_path / "x.db")
