@@ -100,9 +100,11 @@ def free_port() -> int:
 def served(site: Site, site_root: Path) -> Iterator[tuple[str, int]]:
     """`coop100 serve` running on a free loopback port: (base URL, server pid)."""
     port = free_port()
+    log_path = site_root / "build" / "serve.log"
+    log = log_path.open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "coop100", "serve", "--root", str(site_root), "--port", str(port)],
-        stdout=subprocess.PIPE,
+        stdout=log,
         stderr=subprocess.STDOUT,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
@@ -114,10 +116,11 @@ def served(site: Site, site_root: Path) -> Iterator[tuple[str, int]]:
                 break
         except OSError:
             if process.poll() is not None or time.monotonic() > deadline:
-                output = process.stdout.read().decode() if process.stdout else ""
                 process.kill()
+                output = log_path.read_text(errors="replace")
                 pytest.fail(f"coop100 serve did not start:\n{output}")
             time.sleep(0.2)
     yield base, process.pid
     process.terminate()
     process.wait(timeout=10)
+    log.close()

@@ -7,6 +7,7 @@ clock is checked. Capping value sizes makes such calls fail at once.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from typing import Any
 
@@ -14,8 +15,10 @@ from datasette import hookimpl
 
 from coop100.site import settings
 
-# Datasette's own bookkeeping database, which it writes to.
+# Datasette's own bookkeeping database, which it writes to, and the scratch
+# in-memory connection /-/versions creates a table in (not served without --memory).
 _INTERNAL = "_internal"
+_MEMORY = "_memory"
 
 # Authorizer actions that change a database or the connection's view of files.
 _WRITES = frozenset(
@@ -57,23 +60,81 @@ def authorize(
     return sqlite3.SQLITE_OK
 
 
-def harden(conn: sqlite3.Connection) -> None:
-    """Cap value sizes, forbid attach and extensions, and refuse every write on conn."""
+def _limit(conn: sqlite3.Connection) -> None:
     conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, settings.MAX_VALUE_BYTES)
     conn.setlimit(sqlite3.SQLITE_LIMIT_SQL_LENGTH, settings.MAX_SQL_BYTES)
     conn.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
+
+
+# A conversion in a printf format, with its width and precision: a number, or *
+# taking the next argument. "%%" is a literal percent sign and takes none.
+_PRINTF_SIZES = re.compile(r"%(%|[-+ #0,!]*(\d+|\*)?(?:\.(\d+|\*))?)")
+
+
+_LEADING_NUMBER = re.compile(r"\s*[-+]?(\d+\.?\d*(?:[eE][-+]?\d+)?)")
+
+
+def _as_int(value: Any) -> int:
+    """Read value as SQLite would when printf takes it as a width: its leading number."""
+    if isinstance(value, bytes):
+        value = value.decode("latin-1")
+    if isinstance(value, str):
+        match = _LEADING_NUMBER.match(value)
+        value = float(match.group(0)) if match else 0
+    try:
+        return int(min(max(float(value), -1e18), 1e18))
+    except (TypeError, ValueError, OverflowError):
+        return 0
+
+
+def _bounded_printf() -> Any:
+    """Return printf that refuses widths past the value limit before building anything.
+
+    SQLite's own printf('%.*c', 1000000000, 'x') counts to a billion inside one
+    call before the length limit turns the result into NULL, which takes seconds
+    that sql_time_limit_ms cannot interrupt. Formatting is still SQLite's, done
+    on a private in-memory connection with the same limits.
+    """
+    formatter = sqlite3.connect(":memory:", check_same_thread=False)
+    _limit(formatter)
+
+    def printf(fmt: Any, *args: Any) -> Any:
+        if isinstance(fmt, str):
+            star_args = iter(args)
+            for whole, width, precision in _PRINTF_SIZES.findall(fmt):
+                if whole == "%":
+                    continue
+                for size in (width, precision):
+                    value = _as_int(next(star_args, 0) if size == "*" else size or 0)
+                    if abs(value) > settings.MAX_VALUE_BYTES:
+                        # One byte past the limit: SQLite then refuses the value with
+                        # its usual "string or blob too big", having built nothing large.
+                        return "x" * (settings.MAX_VALUE_BYTES + 1)
+        marks = ", ".join("?" * (len(args) + 1))
+        return formatter.execute(f"select printf({marks})", (fmt, *args)).fetchone()[0]
+
+    return printf
+
+
+def harden(conn: sqlite3.Connection, read_only: bool = True) -> None:
+    """Cap value sizes, forbid attach and extensions and, if read_only, every write."""
+    _limit(conn)
+    printf = _bounded_printf()
+    for name in ("printf", "format"):
+        conn.create_function(name, -1, printf, deterministic=True)
     if hasattr(conn, "enable_load_extension"):
         conn.enable_load_extension(False)
     conn.execute(f"pragma hard_heap_limit = {settings.HEAP_LIMIT_BYTES}")
-    conn.execute("pragma query_only = 1")
-    conn.set_authorizer(authorize)
+    if read_only:
+        conn.execute("pragma query_only = 1")
+        conn.set_authorizer(authorize)
 
 
 @hookimpl  # type: ignore[untyped-decorator]
 def prepare_connection(conn: sqlite3.Connection, database: str, datasette: Any) -> None:
     """Harden every connection to a published database."""
     if database != _INTERNAL:
-        harden(conn)
+        harden(conn, read_only=database != _MEMORY)
 
 
 @hookimpl  # type: ignore[untyped-decorator]
