@@ -305,3 +305,12 @@ def test_metadata_comes_from_the_package(client, site_root):
     assert metadata["description"] == descriptor["description"]
     assert metadata["license_url"] == descriptor["licenses"][0]["path"]
     assert metadata["source_url"] == descriptor["sources"][0]["path"]
+
+
+def test_row_pages_link_foreign_keys_by_label(client):
+    page = client.get(f"/{DATABASE}/statements/esim-introduction").text
+    assert '<a href="/coop100/people/simel-esim">Simel Esim</a>&nbsp;<em>simel-esim</em>' in page
+    assert '<a href="/coop100/sources/s1">S1</a>' in page
+    # and back: the person's page links to the rows that refer to it
+    page = client.get(f"/{DATABASE}/people/simel-esim").text
+    assert 'href="/coop100/statements?person_id=simel-esim"' in page

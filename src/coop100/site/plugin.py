@@ -12,6 +12,8 @@ import sqlite3
 from typing import Any
 
 from datasette import hookimpl
+from datasette.utils import escape_sqlite, tilde_encode
+from markupsafe import Markup, escape
 
 from coop100.site import settings
 
@@ -148,3 +150,41 @@ def extra_template_vars(template: str, datasette: Any) -> Any:
         return {"row_counts": {name: n for name, n in counts.items() if n is not None}}
 
     return row_counts
+
+
+@hookimpl  # type: ignore[untyped-decorator]
+def render_cell(value: Any, column: str, table: str | None, database: str, datasette: Any) -> Any:
+    """Show a foreign key on a row page as a link labelled with the row it points to.
+
+    Table pages already expand labels (the value then arrives as a dict); row
+    pages in Datasette 0.65 show the bare id, which this fills in the same way.
+    """
+    if database != settings.DATABASE or table is None or value in (None, ""):
+        return None
+    if isinstance(value, dict):
+        return None
+
+    async def link() -> Markup | None:
+        db = datasette.get_database(database)
+        fk = next(
+            (f for f in await db.foreign_keys_for_table(table) if f["column"] == column), None
+        )
+        if fk is None:
+            return None
+        other = fk["other_table"]
+        label_column = await db.label_column_for_table(other)
+        label = None
+        if label_column:
+            result = await db.execute(
+                f"select {escape_sqlite(label_column)} from {escape_sqlite(other)} "
+                f"where {escape_sqlite(fk['other_column'])} = ?",
+                [value],
+            )
+            row = result.first()
+            label = row[0] if row else None
+        href = datasette.urls.row(database, other, tilde_encode(str(value)))
+        if label is None or label == value:
+            return Markup(f'<a href="{escape(href)}">{escape(value)}</a>')
+        return Markup(f'<a href="{escape(href)}">{escape(label)}</a>&nbsp;<em>{escape(value)}</em>')
+
+    return link
