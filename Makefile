@@ -34,6 +34,13 @@ build: $(STAMP) ## Regenerate every published file from records/
 validate: $(STAMP) ## Validate the published package (frictionless + cross-format checks)
 	$(BIN)/coop100 validate
 
+serve: $(STAMP) ## Build the SQLite database from the package and serve it on http://127.0.0.1:8001
+	$(BIN)/coop100 serve
+
+bench-serve: $(STAMP) ## Load-check the served site with wrk: req/s, p50, p99 (installs wrk via apt)
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(BIN)/python benchmarks/serve_load.py
+
 test: $(STAMP) ## Lint, typecheck and run the whole test suite
 	$(MAKE) lint typecheck
 	$(BIN)/pytest
@@ -46,4 +53,4 @@ upgrade: ## Re-resolve the newest allowed dependencies and rewrite constraints.t
 	echo "hatchling==1.33.0" >> constraints.txt
 	rm -rf .venv-upgrade
 
-.PHONY: help install lint format typecheck build validate test upgrade
+.PHONY: help install lint format typecheck build validate serve bench-serve test upgrade

@@ -152,6 +152,10 @@ def extra_template_vars(template: str, datasette: Any) -> Any:
     return row_counts
 
 
+_FOREIGN_KEYS: dict[tuple[str, str], list[dict[str, str]]] = {}
+_LABEL_COLUMNS: dict[tuple[str, str], str | None] = {}
+
+
 @hookimpl  # type: ignore[untyped-decorator]
 def render_cell(value: Any, column: str, table: str | None, database: str, datasette: Any) -> Any:
     """Show a foreign key on a row page as a link labelled with the row it points to.

@@ -36,6 +36,8 @@ DATASETTE_SETTINGS: dict[str, int | bool] = {
     "max_returned_rows": MAX_RETURNED_ROWS,
     "num_sql_threads": NUM_SQL_THREADS,
     "allow_download": True,
+    # Suggesting facets runs a query per column on every table page.
+    "suggest_facets": False,
     "default_cache_ttl": 60,
 }
 
