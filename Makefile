@@ -38,6 +38,9 @@ test: $(STAMP) ## Lint, typecheck and run the whole test suite
 	$(MAKE) lint typecheck
 	$(BIN)/pytest
 
+bad-records: $(STAMP) ## Rewrite the expected errors in tests/bad_records/ (review the diff!)
+	COOP100_REWRITE_BAD_RECORDS=1 $(BIN)/pytest -q tests/test_bad_records.py -k build
+
 upgrade: ## Re-resolve the newest allowed dependencies and rewrite constraints.txt
 	rm -rf .venv-upgrade
 	$(PYTHON) -m venv .venv-upgrade
@@ -46,4 +49,4 @@ upgrade: ## Re-resolve the newest allowed dependencies and rewrite constraints.t
 	echo "hatchling==1.33.0" >> constraints.txt
 	rm -rf .venv-upgrade
 
-.PHONY: help install lint format typecheck build validate test upgrade
+.PHONY: help install lint format typecheck build validate test upgrade bad-records
