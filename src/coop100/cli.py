@@ -8,8 +8,9 @@ from pathlib import Path
 import click
 
 from . import settings
+from .bulk import read_tables
 from .package import PackageError, build_package
-from .records import RecordsError, load_records
+from .records import RecordsError
 from .validate import validate_package
 
 _root = click.option(
@@ -69,7 +70,7 @@ def validate(root: Path) -> None:
     """
     problems: list[str] = []
     try:
-        load_records(root / settings.RECORDS_DIR)
+        read_tables(root / settings.RECORDS_DIR)
     except RecordsError as exc:
         problems += [str(p) for p in exc.problems]
     problems += validate_package(root)
