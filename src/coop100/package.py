@@ -157,6 +157,7 @@ def build_package(
     staging = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root / "build"))
     try:
         write_package_files(tables, staging, sources)
+        del tables, read  # the check reads the files back: hold one copy, not two
         if check is not None:
             problems = check(staging)
             if problems:

@@ -47,3 +47,9 @@ DESCRIPTOR = "datapackage.json"
 SCHEMAS_DIR = "schemas"
 CSV_DIR = "build/csv"
 PARQUET_DIR = "build/parquet"
+
+# -- validation at scale ------------------------------------------------------------
+
+# From this many bytes of CSV on, `coop100 validate` checks rows with pyarrow
+# compute (fastcheck.py) instead of frictionless, which reads one cell at a time.
+FASTCHECK_MIN_BYTES = 8 << 20
