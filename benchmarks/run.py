@@ -201,8 +201,8 @@ def stages(root: Path) -> dict[str, Any]:
 # -- one size ----------------------------------------------------------------------------
 
 
-def bench_size(statements: int, frictionless_timeout: float) -> dict[str, Any]:
-    root = WORK / str(statements)
+def bench_size(statements: int, frictionless_timeout: float, work: Path) -> dict[str, Any]:
+    root = work / str(statements)
     synth = run(
         [
             sys.executable,
@@ -257,9 +257,9 @@ def _quiet(entry: dict[str, Any]) -> dict[str, Any]:
     return entry
 
 
-def startup() -> dict[str, Any]:
+def startup(work: Path) -> dict[str, Any]:
     """The real package: `coop100 build` against importing its dependencies (best of 5)."""
-    real = WORK / "real"
+    real = work / "real"
     shutil.rmtree(real, ignore_errors=True)
     shutil.copytree(ROOT / "records", real / "records")
     imports = "import " + ", ".join(DEPENDENCIES)
@@ -388,6 +388,8 @@ def main() -> None:
         "--frictionless-timeout", type=float, default=900, help="seconds before stopping it"
     )
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--work", type=Path, default=WORK, help="where archives are written")
+    parser.add_argument("--skip-startup", action="store_true", help="skip the start-up floor")
     parser.add_argument("--stages", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.stages:
@@ -396,11 +398,11 @@ def main() -> None:
     results: dict[str, Any] = {
         "machine": machine(),
         "date": time.strftime("%Y-%m-%d"),
-        "startup": startup(),
+        "startup": None if args.skip_startup else startup(args.work),
         "sizes": [],
     }
     for size in args.sizes:
-        results["sizes"].append(bench_size(size, args.frictionless_timeout))
+        results["sizes"].append(bench_size(size, args.frictionless_timeout, args.work))
         print(json.dumps(results["sizes"][-1], indent=1)[:2000], file=sys.stderr)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")

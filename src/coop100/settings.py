@@ -52,4 +52,4 @@ PARQUET_DIR = "build/parquet"
 
 # From this many bytes of CSV on, `coop100 validate` checks rows with pyarrow
 # compute (fastcheck.py) instead of frictionless, which reads one cell at a time.
-FASTCHECK_MIN_BYTES = 8 << 20
+FASTCHECK_MIN_BYTES = 1 << 20
