@@ -47,11 +47,11 @@ COUNTRY_CODES = frozenset(
 
 # -- value types -------------------------------------------------------------
 
-_SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+_SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*\Z")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-_PARTIAL_DATE = re.compile(r"^\d{4}(?:-\d{2}(?:-\d{2})?)?$")
-_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_TIME = re.compile(r"^\d{2}:\d{2}$")
+_PARTIAL_DATE = re.compile(r"^\d{4}(?:-\d{2}(?:-\d{2})?)?\Z")
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}\Z")
+_TIME = re.compile(r"^\d{2}:\d{2}\Z")
 
 
 def _strict_str(value: Any) -> str:
@@ -117,7 +117,7 @@ def _clock_time(value: Any) -> time:
 
 
 def _country(value: str) -> str:
-    if not re.match(r"^[A-Z]{2}$", value):
+    if not re.match(r"^[A-Z]{2}\Z", value):
         raise ValueError(f"{value!r} is not an ISO 3166-1 alpha-2 code (two capital letters)")
     if value not in COUNTRY_CODES:
         hint = "; the United Kingdom is GB" if value == "UK" else ""
@@ -126,13 +126,13 @@ def _country(value: str) -> str:
 
 
 def _url(value: str) -> str:
-    if not re.match(r"^https?://[A-Za-z0-9.-]+\.[A-Za-z]{2,}(?:[/?#][^\s]*)?$", value):
+    if not re.match(r"^https?://[A-Za-z0-9.-]+\.[A-Za-z]{2,}(?:[/?#][^\s]*)?\Z", value):
         raise ValueError(f"{value!r} is not an http(s) URL")
     return value
 
 
 def _wikidata(value: str) -> str:
-    if not re.match(r"^Q[1-9][0-9]*$", value):
+    if not re.match(r"^Q[1-9][0-9]*\Z", value):
         raise ValueError(f"{value!r} is not a Wikidata item id such as Q54129")
     return value
 

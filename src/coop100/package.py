@@ -22,8 +22,7 @@ import pyarrow.parquet as pq
 
 from . import settings
 from .models import MODEL_BY_TABLE, MODELS, Source
-from .records import load_records
-from .tables import build_tables, table_schema
+from .tables import table_schema
 
 CSV_OPTIONS = pacsv.WriteOptions(
     include_header=True, delimiter=",", eol="\r\n", quoting_style="needed", quoting_header="none"
@@ -156,15 +155,17 @@ def build_package(
         RecordsError: the records are invalid (nothing is written).
         PackageError: the staged package failed `check` (nothing is published).
     """
-    records = load_records(records_dir)
-    tables = build_tables({m.table: records.rows(m.table) for m in MODELS})
-    sources = [r for r in records.rows("sources") if isinstance(r, Source)]
+    from .bulk import read_tables  # bulk imports records; keep package importable alone
+
+    read = read_tables(records_dir)
+    tables, sources = read.tables, read.sources
     (root / "build").mkdir(parents=True, exist_ok=True)
     with build_lock(root):
         prepare_build_dir(root)
         staging = Path(tempfile.mkdtemp(prefix=settings.STAGING_PREFIX, dir=root / "build"))
         try:
             write_package_files(tables, staging, sources)
+            del tables, read  # the check reads the files back: hold one copy, not two
             checkpoint("staged")
             if check is not None:
                 problems = check(staging)
@@ -356,9 +357,10 @@ def drifted_files(records_dir: Path, root: Path) -> list[str]:
     Raises:
         RecordsError: the records are invalid.
     """
-    records = load_records(records_dir)
-    tables = build_tables({m.table: records.rows(m.table) for m in MODELS})
-    sources = [r for r in records.rows("sources") if isinstance(r, Source)]
+    from .bulk import read_tables  # bulk imports records; keep package importable alone
+
+    read = read_tables(records_dir)
+    tables, sources = read.tables, read.sources
     with tempfile.TemporaryDirectory(prefix="coop100-drift-") as fresh:
         write_package_files(tables, Path(fresh), sources)
         return [

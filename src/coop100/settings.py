@@ -72,3 +72,8 @@ STAGING_PREFIX = ".tmp-"
 # Tests set this to a checkpoint name (see package.checkpoint) to stop a build
 # there and SIGKILL it; never set it otherwise.
 PAUSE_ENV = "COOP100_TEST_PAUSE_AT"
+# -- validation at scale ------------------------------------------------------------
+
+# From this many bytes of CSV on, `coop100 validate` checks rows with pyarrow
+# compute (fastcheck.py) instead of frictionless, which reads one cell at a time.
+FASTCHECK_MIN_BYTES = 1 << 20
