@@ -31,7 +31,9 @@ ROOT = HERE.parent
 BIN = Path(sys.executable).parent
 WORK = HERE / "work"
 RESULTS = HERE / "results"
-# The modules `coop100 build` imports for the real package: the start-up floor.
+# The third-party modules `coop100 build` imports for the real package: the
+# start-up floor. (pyarrow.parquet imports pandas itself when it is installed,
+# as it is for frictionless; the build no longer imports frictionless.)
 DEPENDENCIES = (
     "pydantic",
     "yaml",
@@ -41,7 +43,7 @@ DEPENDENCIES = (
     "pyarrow.csv",
     "pyarrow.json",
     "pyarrow.parquet",
-    "frictionless",
+    "pandas",
 )
 
 

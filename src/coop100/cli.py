@@ -58,12 +58,21 @@ def cli() -> None:
     """Build, check and serve the ILO COOP 100 data package."""
 
 
+def _check_staged(staging: Path) -> list[str]:
+    # frictionless costs a second of start-up even on this small package. The
+    # columnar checks enforce the same Table Schema rules (tests/test_benchmarks.py)
+    # and the descriptor is ours; `coop100 validate` and CI run frictionless on both.
+    return validate_package(staging, engine="columnar", check_descriptor=False)
+
+
 @cli.command()
 @_root
 def build(root: Path) -> None:
     """Validate records/ and publish the package: CSV, Parquet, schemas, datapackage.json.
 
-    Nothing is published unless the whole package validates, and a build that
+    Nothing is published unless the whole package validates (the Table Schema
+    row checks run on pyarrow here, which frictionless is proven to agree with;
+    `coop100 validate` runs frictionless itself), and a build that
     is interrupted at any point leaves either the old package or the new one,
     never a mix. The build refuses to run while build/ holds files it did not
     write.
@@ -74,7 +83,7 @@ def build(root: Path) -> None:
     """
     _check_root(root)
     try:
-        paths = build_package(root / settings.RECORDS_DIR, root, check=validate_package)
+        paths = build_package(root / settings.RECORDS_DIR, root, check=_check_staged)
     except RecordsError as exc:
         _fail([str(p) for p in exc.problems], "nothing was published; fix the records above")
     except PackageError as exc:
