@@ -45,6 +45,12 @@ test: $(STAMP) ## Lint, typecheck and run the whole test suite
 	$(MAKE) lint typecheck
 	$(BIN)/pytest
 
+bad-records: $(STAMP) ## Rewrite the expected errors in tests/bad_records/ (review the diff!)
+	COOP100_REWRITE_BAD_RECORDS=1 $(BIN)/pytest -q tests/test_bad_records.py -k build
+bench: $(STAMP) ## Benchmark 10k/100k/1M statements against the baselines (~15 min; benchmarks/results/)
+	command -v hyperfine >/dev/null || (apt-get update -qq && apt-get install -y -qq hyperfine wrk)
+	$(BIN)/python benchmarks/run.py --sizes 10000 100000 1000000
+
 upgrade: ## Re-resolve the newest allowed dependencies and rewrite constraints.txt
 	rm -rf .venv-upgrade
 	$(PYTHON) -m venv .venv-upgrade
@@ -53,4 +59,4 @@ upgrade: ## Re-resolve the newest allowed dependencies and rewrite constraints.t
 	echo "hatchling==1.33.0" >> constraints.txt
 	rm -rf .venv-upgrade
 
-.PHONY: help install lint format typecheck build validate serve bench-serve test upgrade
+.PHONY: help install lint format typecheck build validate serve bench-serve test bench upgrade bad-records

@@ -1,18 +1,30 @@
-"""The coop100 command line: thin wrappers around the library."""
+"""The coop100 command line: thin wrappers around the library.
+
+Exit codes: 0 when all is well, 1 when the data or build/ has problems (each
+printed on its own line), 2 for a usage error (click's own convention).
+"""
 
 from __future__ import annotations
 
 import os
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
 from . import settings
 from .archive import ZIP_NAME, write_zip
 from .database import DatabaseError, write_database
-from .package import PackageError, build_package
-from .records import RecordsError, load_records
+from .package import (
+    BuildDirError,
+    PackageError,
+    build_lock,
+    build_package,
+    drifted_files,
+    finish_interrupted_publish,
+)
+from .records import RecordsError
 from .site import settings as site_settings
 from .site.build import build_site, datasette_command
 from .validate import validate_package
@@ -26,11 +38,23 @@ _root = click.option(
 )
 
 
-def _fail(problems: list[str], what: str) -> None:
+def _fail(problems: list[str], what: str) -> NoReturn:
     for problem in problems:
         click.echo(problem, err=True)
     click.echo(f"{len(problems)} problem(s): {what}", err=True)
     sys.exit(1)
+
+
+def _check_root(root: Path) -> None:
+    if not (root / settings.RECORDS_DIR).is_dir():
+        raise click.UsageError(
+            f"{root}: holds no {settings.RECORDS_DIR}/ folder; "
+            "run coop100 in the project folder or pass --root"
+        )
+
+
+def _os_problem(exc: OSError) -> str:
+    return f"{exc.filename or 'build'}: {exc.strerror or exc}"
 
 
 @click.group()
@@ -39,31 +63,49 @@ def cli() -> None:
     """Build, check and serve the ILO COOP 100 data package."""
 
 
+def _check_staged(staging: Path) -> list[str]:
+    # frictionless costs a second of start-up even on this small package. The
+    # columnar checks enforce the same Table Schema rules (tests/test_benchmarks.py)
+    # and the descriptor is ours; `coop100 validate` and CI run frictionless on both.
+    return validate_package(staging, engine="columnar", check_descriptor=False)
+
+
 @cli.command()
 @_root
 def build(root: Path) -> None:
     """Validate records/ and publish the package: CSV, Parquet, schemas, datapackage.json.
 
-    Nothing is published unless the whole package validates. Then load the
-    published package into build/coop100.db and zip it into build/coop100.zip
-    (both git-ignored).
+    Nothing is published unless the whole package validates (the Table Schema
+    row checks run on pyarrow here, which frictionless is proven to agree with;
+    `coop100 validate` runs frictionless itself), and a build that
+    is interrupted at any point leaves either the old package or the new one,
+    never a mix. The build refuses to run while build/ holds files it did not
+    write. Then load the published package into build/coop100.db and zip it
+    into build/coop100.zip (both git-ignored).
 
     Example:
 
         coop100 build
     """
+    _check_root(root)
     try:
-        paths = build_package(root / settings.RECORDS_DIR, root, check=validate_package)
+        paths = build_package(root / settings.RECORDS_DIR, root, check=_check_staged)
     except RecordsError as exc:
         _fail([str(p) for p in exc.problems], "nothing was published; fix the records above")
     except PackageError as exc:
         _fail(exc.problems, "the built package is invalid; nothing was published")
+    except BuildDirError as exc:
+        _fail(exc.problems, "nothing was published")
+    except OSError as exc:
+        _fail([_os_problem(exc)], "the build could not write its files")
     click.echo(f"published {len(paths)} files under {root}")
     try:
         db_path = write_database(root)
+        zip_path = write_zip(root / settings.DESCRIPTOR, root / "build" / ZIP_NAME)
     except DatabaseError as exc:
-        raise click.ClickException(str(exc)) from exc
-    zip_path = write_zip(root / settings.DESCRIPTOR, root / "build" / ZIP_NAME)
+        _fail([str(exc)], "the package was published but the database was not written")
+    except OSError as exc:
+        _fail([_os_problem(exc)], "the database or zip could not be written")
     click.echo(f"wrote {db_path} and {zip_path}")
 
 
@@ -72,17 +114,26 @@ def build(root: Path) -> None:
 def validate(root: Path) -> None:
     """Check the records and the published package; exit 1 on any problem.
 
-    Runs frictionless on the CSV and Parquet resources, checks every size and
-    sha256 in datapackage.json, and reads both formats back with pyarrow to
-    prove they hold the same rows.
+    Checks every record, that the published files are what the records build
+    (no drift), every size and sha256 in datapackage.json, frictionless on the
+    CSV and Parquet resources, and that both formats hold the same rows. If a
+    build was killed while publishing, finishes it first.
 
     Example:
 
         coop100 validate
     """
+    _check_root(root)
     problems: list[str] = []
     try:
-        load_records(root / settings.RECORDS_DIR)
+        if (root / settings.PUBLISH_JOURNAL).exists():
+            with build_lock(root):
+                finished = finish_interrupted_publish(root)
+            click.echo(f"finished an interrupted build: moved {len(finished)} files into place")
+    except BuildDirError as exc:
+        problems += exc.problems
+    try:
+        problems += drifted_files(root / settings.RECORDS_DIR, root)
     except RecordsError as exc:
         problems += [str(p) for p in exc.problems]
     problems += validate_package(root)
@@ -102,19 +153,21 @@ def serve(root: Path, host: str, port: int, rebuild: bool) -> None:
     Loads datapackage.json and its CSV files into build/coop100.db if it is
     missing or older than the package, zips the package, writes the site's
     metadata and row counts under build/site/, then runs Datasette in
-    immutable mode with the hardening plugin.
+    immutable mode with the hardening plugin. Needs only the published
+    package, not records/.
 
     Example:
 
         coop100 serve --port 8001
     """
+    if not (root / settings.DESCRIPTOR).is_file():
+        raise click.UsageError(f"{root}: holds no {settings.DESCRIPTOR}; run coop100 build first")
     try:
         site = build_site(root, rebuild=rebuild)
     except DatabaseError as exc:
-        raise click.ClickException(str(exc)) from exc
+        _fail([str(exc)], "the package could not be loaded into SQLite")
     command = datasette_command(site, host, port)
     click.echo(f"coop100: serving {site.db_path} read-only at http://{host}:{port}/")
-    sys.stderr.flush()
     sys.stdout.flush()
     # exec, so the server is this process: signals and the pid reach Datasette itself.
     os.execv(command[0], command)

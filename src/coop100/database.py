@@ -159,9 +159,15 @@ def csv_resources(descriptor: dict[str, Any]) -> list[dict[str, Any]]:
 def load_database(package_path: Path, db_path: Path) -> None:
     """Write a fresh SQLite database at db_path from the Data Package at package_path.
 
+    Args:
+        package_path: datapackage.json, or the folder that holds it.
+        db_path: the database to write; replaced only once it is complete.
+
     Raises:
         DatabaseError: a resource is missing, malformed or breaks a foreign key.
     """
+    if package_path.is_dir():
+        package_path = package_path / DESCRIPTOR
     descriptor = read_descriptor(package_path)
     resources = csv_resources(descriptor)
     if not resources:
@@ -241,11 +247,11 @@ def _insert_rows(db: sqlite_utils.Database, csv_path: Path, resource: dict[str, 
             raise DatabaseError(
                 f"{csv_path}: header {reader.fieldnames} does not match the schema {list(fields)}"
             )
-        rows = [
+        rows = (
             {name: _cast(value, fields[name], missing, csv_path) for name, value in row.items()}
             for row in reader
-        ]
-    db.table(resource["name"]).insert_all(rows)
+        )
+        db.table(resource["name"]).insert_all(rows, batch_size=1000)
 
 
 def _cast(value: str, field: dict[str, Any], missing: set[str], where: Path) -> Any:

@@ -29,16 +29,34 @@ MAX_TEXT = 2000
 MAX_NAME = 200
 S1_PARAGRAPHS = 8
 
+# ISO 3166-1 alpha-2, the 249 assigned codes (from tzdata's iso3166.tab, 2026):
+# two capital letters are not enough, UK and EU are the classic mistakes.
+COUNTRY_CODES = frozenset(
+    (
+        "AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN "
+        "BO BQ BR BS BT BV BW BY BZ CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ "
+        "DE DJ DK DM DO DZ EC EE EG EH ER ES ET FI FJ FK FM FO FR GA GB GD GE GF GG GH GI GL "
+        "GM GN GP GQ GR GS GT GU GW GY HK HM HN HR HT HU ID IE IL IM IN IO IQ IR IS IT JE JM "
+        "JO JP KE KG KH KI KM KN KP KR KW KY KZ LA LB LC LI LK LR LS LT LU LV LY MA MC MD ME "
+        "MF MG MH MK ML MM MN MO MP MQ MR MS MT MU MV MW MX MY MZ NA NC NE NF NG NI NL NO NP "
+        "NR NU NZ OM PA PE PF PG PH PK PL PM PN PR PS PT PW PY QA RE RO RS RU RW SA SB SC SD "
+        "SE SG SH SI SJ SK SL SM SN SO SR SS ST SV SX SY SZ TC TD TF TG TH TJ TK TL TM TN TO "
+        "TR TT TV TW TZ UA UG UM US UY UZ VA VC VE VG VI VN VU WF WS YE YT ZA ZM ZW"
+    ).split()
+)
+
 # -- value types -------------------------------------------------------------
 
-_SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+_SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*\Z")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-_PARTIAL_DATE = re.compile(r"^\d{4}(?:-\d{2}(?:-\d{2})?)?$")
-_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_TIME = re.compile(r"^\d{2}:\d{2}$")
+_PARTIAL_DATE = re.compile(r"^\d{4}(?:-\d{2}(?:-\d{2})?)?\Z")
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}\Z")
+_TIME = re.compile(r"^\d{2}:\d{2}\Z")
 
 
 def _strict_str(value: Any) -> str:
+    if value is None:
+        raise ValueError("must not be empty; give a value or leave the field out")
     if not isinstance(value, str):
         raise ValueError(f"must be text, not {type(value).__name__} {value!r}")
     return value
@@ -55,7 +73,7 @@ def _clean_text(value: str) -> str:
         )
     bad = [c for c in value if unicodedata.category(c) == "Cc"]
     if bad:
-        raise ValueError(f"holds the control character {bad[0]!r}; remove it")
+        raise ValueError(f"holds the control character U+{ord(bad[0]):04X}; remove it")
     if unicodedata.normalize("NFC", value) != value:
         raise ValueError("is not in Unicode NFC form; retype it or normalise it to NFC")
     return value
@@ -99,19 +117,22 @@ def _clock_time(value: Any) -> time:
 
 
 def _country(value: str) -> str:
-    if not re.match(r"^[A-Z]{2}$", value):
+    if not re.match(r"^[A-Z]{2}\Z", value):
         raise ValueError(f"{value!r} is not an ISO 3166-1 alpha-2 code (two capital letters)")
+    if value not in COUNTRY_CODES:
+        hint = "; the United Kingdom is GB" if value == "UK" else ""
+        raise ValueError(f"{value!r} is not an assigned ISO 3166-1 alpha-2 code{hint}")
     return value
 
 
 def _url(value: str) -> str:
-    if not re.match(r"^https?://[A-Za-z0-9.-]+\.[A-Za-z]{2,}(?:[/?#][^\s]*)?$", value):
+    if not re.match(r"^https?://[A-Za-z0-9.-]+\.[A-Za-z]{2,}(?:[/?#][^\s]*)?\Z", value):
         raise ValueError(f"{value!r} is not an http(s) URL")
     return value
 
 
 def _wikidata(value: str) -> str:
-    if not re.match(r"^Q[1-9][0-9]*$", value):
+    if not re.match(r"^Q[1-9][0-9]*\Z", value):
         raise ValueError(f"{value!r} is not a Wikidata item id such as Q54129")
     return value
 

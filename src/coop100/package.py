@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
 import shutil
+import sys
 import tempfile
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +22,7 @@ import pyarrow.parquet as pq
 
 from . import settings
 from .models import MODEL_BY_TABLE, MODELS, Source
-from .records import load_records
-from .tables import build_tables, table_schema
+from .tables import table_schema
 
 CSV_OPTIONS = pacsv.WriteOptions(
     include_header=True, delimiter=",", eol="\r\n", quoting_style="needed", quoting_header="none"
@@ -117,6 +121,7 @@ def write_package_files(tables: dict[str, pa.Table], root: Path, sources: list[S
         schema = table_schema(MODEL_BY_TABLE[name])
         (root / settings.SCHEMAS_DIR / f"{name}.json").write_bytes(_json_bytes(schema))
         write_csv(table, root / settings.CSV_DIR / f"{name}.csv")
+        checkpoint("writing")
         write_parquet(table, root / settings.PARQUET_DIR / f"{name}.parquet", schema)
     (root / settings.DESCRIPTOR).write_bytes(_json_bytes(descriptor(root, sources)))
 
@@ -150,25 +155,220 @@ def build_package(
         RecordsError: the records are invalid (nothing is written).
         PackageError: the staged package failed `check` (nothing is published).
     """
-    records = load_records(records_dir)
-    tables = build_tables({m.table: records.rows(m.table) for m in MODELS})
-    sources = [r for r in records.rows("sources") if isinstance(r, Source)]
+    from .bulk import read_tables  # bulk imports records; keep package importable alone
+
+    read = read_tables(records_dir)
+    tables, sources = read.tables, read.sources
     (root / "build").mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root / "build"))
+    with build_lock(root):
+        prepare_build_dir(root)
+        staging = Path(tempfile.mkdtemp(prefix=settings.STAGING_PREFIX, dir=root / "build"))
+        try:
+            write_package_files(tables, staging, sources)
+            del tables, read  # the check reads the files back: hold one copy, not two
+            checkpoint("staged")
+            if check is not None:
+                problems = check(staging)
+                if problems:
+                    raise PackageError(problems)
+            checkpoint("checked")
+            paths = published_files(staging)
+            publish(staging, root, paths)
+            return paths
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+# -- publishing: all files or none ----------------------------------------------------
+#
+# The published files live in three folders, so no single rename can swap them
+# all. Instead a journal is the commit point: every file is staged and fsynced
+# under build/.tmp-*, then build/.coop100-publish.json is written atomically,
+# naming the staging folder and the files. Before the journal exists a kill
+# leaves the published files untouched (the staging folder is swept by the next
+# build). Once it exists the new package is decided: the swap renames each file
+# into place, and if it is killed half-way the next `coop100 build` or
+# `coop100 validate` finishes it from the journal (roll forward) before doing
+# anything else. Renames are idempotent, so a kill during the roll forward is
+# finished by the one after.
+
+
+class BuildDirError(Exception):
+    """build/ is not in a state a build may touch; `problems` says why."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+def checkpoint(name: str) -> None:
+    """Stop for good at this named point when the kill tests ask for it (settings.PAUSE_ENV)."""
+    if os.environ.get(settings.PAUSE_ENV) == name:
+        sys.stderr.write(f"coop100: paused at {name}\n")
+        sys.stderr.flush()
+        while True:
+            time.sleep(3600)
+
+
+@contextlib.contextmanager
+def build_lock(root: Path) -> Iterator[None]:
+    """Hold build/.coop100.lock so two builds never stage, sweep or swap at once."""
+    path = root / settings.BUILD_LOCK
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise BuildDirError(
+                [f"{settings.BUILD_LOCK}: another coop100 build is running; wait for it"]
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _owned(rel: str) -> bool:
+    parts = rel.split("/")
+    for pattern in settings.BUILD_OWNED:
+        pat = pattern.split("/")
+        if pat[-1] == "**":
+            pat = pat[:-1]
+            if len(parts) > len(pat) and all(map(fnmatchcase, parts, pat)):
+                return True
+        elif len(parts) == len(pat) and all(map(fnmatchcase, parts, pat)):
+            return True
+    return False
+
+
+def foreign_files(root: Path) -> list[str]:
+    """Files under root/build/ that no build writes (relative to root, sorted)."""
+    ours = set(published_files(root))
+    found = []
+    for path in sorted((root / "build").rglob("*")):
+        rel = path.relative_to(root).as_posix()
+        if path.is_dir() or rel in ours or _owned(rel):
+            continue
+        found.append(rel)
+    return found
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
     try:
-        write_package_files(tables, staging, sources)
-        if check is not None:
-            problems = check(staging)
-            if problems:
-                raise PackageError(problems)
-        paths = published_files(staging)
-        for rel in paths:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _swap(root: Path, staging: Path, paths: list[str]) -> None:
+    """Rename every staged file that is still staged into place; safe to repeat."""
+    for number, rel in enumerate(paths, start=1):
+        source = staging / rel
+        if source.exists():
             target = root / rel
             target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(staging / rel, target)
-        return paths
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+            os.replace(source, target)
+        if number == len(paths) // 2:
+            checkpoint("swapping")
+    for folder in sorted({(root / rel).parent for rel in paths}):
+        _fsync(folder)
+
+
+def publish(staging: Path, root: Path, paths: list[str]) -> None:
+    """Move the staged files into place as one step (see the comment above)."""
+    for rel in paths:
+        _fsync(staging / rel)
+    journal = root / settings.PUBLISH_JOURNAL
+    pending = journal.with_name(journal.name + ".tmp")
+    pending.write_bytes(_json_bytes({"staging": staging.name, "files": paths}))
+    _fsync(pending)
+    os.replace(pending, journal)
+    _fsync(journal.parent)
+    checkpoint("committed")
+    _swap(root, staging, paths)
+    checkpoint("swapped")
+    journal.unlink()
+    _fsync(journal.parent)
+    checkpoint("published")
+
+
+def finish_interrupted_publish(root: Path) -> list[str]:
+    """Roll forward a publish that was killed after its commit point.
+
+    Returns:
+        The files the journal names, or [] when no publish was interrupted.
+    """
+    journal = root / settings.PUBLISH_JOURNAL
+    if not journal.exists():
+        return []
+    try:
+        entry = json.loads(journal.read_text(encoding="utf-8"))
+        staging_name, paths = entry["staging"], entry["files"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise BuildDirError(
+            [
+                f"{settings.PUBLISH_JOURNAL}: cannot be read ({exc}); restore the published "
+                "files with git, delete it and run `coop100 build`"
+            ]
+        ) from None
+    known = set(published_files(root))
+    if (
+        not isinstance(staging_name, str)
+        or not staging_name.startswith(settings.STAGING_PREFIX)
+        or "/" in staging_name
+        or not isinstance(paths, list)
+        or not set(paths) <= known
+    ):
+        raise BuildDirError(
+            [
+                f"{settings.PUBLISH_JOURNAL}: names files no build writes; restore the "
+                "published files with git, delete it and run `coop100 build`"
+            ]
+        )
+    _swap(root, root / "build" / staging_name, paths)
+    journal.unlink()
+    shutil.rmtree(root / "build" / staging_name, ignore_errors=True)
+    return paths
+
+
+def prepare_build_dir(root: Path) -> None:
+    """Finish an interrupted publish, sweep dead staging folders, refuse foreign files.
+
+    Call with build_lock held.
+    """
+    finish_interrupted_publish(root)
+    (root / settings.PUBLISH_JOURNAL).with_suffix(".json.tmp").unlink(missing_ok=True)
+    for path in (root / "build").glob(settings.STAGING_PREFIX + "*"):
+        # Only folders: a build stages into folders; files like .tmp-coop100.zip
+        # belong to the site's steps.
+        if path.is_dir():
+            shutil.rmtree(path)
+    foreign = foreign_files(root)
+    if foreign:
+        raise BuildDirError(
+            [f"{rel}: not written by coop100 build; move it out of build/" for rel in foreign]
+        )
+
+
+def drifted_files(records_dir: Path, root: Path) -> list[str]:
+    """Published files under root that differ from what records_dir builds, one line each.
+
+    Raises:
+        RecordsError: the records are invalid.
+    """
+    from .bulk import read_tables  # bulk imports records; keep package importable alone
+
+    read = read_tables(records_dir)
+    tables, sources = read.tables, read.sources
+    with tempfile.TemporaryDirectory(prefix="coop100-drift-") as fresh:
+        write_package_files(tables, Path(fresh), sources)
+        return [
+            f"{rel}: differs from what records/ builds; run `coop100 build` and commit it"
+            for rel in published_files(root)
+            if not (root / rel).is_file()
+            or (root / rel).read_bytes() != (Path(fresh) / rel).read_bytes()
+        ]
 
 
 class PackageError(Exception):

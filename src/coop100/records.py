@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from pydantic import ValidationError
 from .models import (
     MODEL_BY_TABLE,
     MODELS,
+    S1_PARAGRAPHS,
     Affiliation,
     Participation,
     Person,
@@ -85,6 +87,11 @@ class Records:
     """Every validated record, table by table, in file order."""
 
     tables: dict[str, list[Located]]
+    # Rows that failed their model and tables whose file could not be read: the
+    # checks across records treat what they may hold as present, so one mistake
+    # is reported once, not again at every row that refers to it.
+    invalid: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    unread: set[str] = field(default_factory=set)
 
     def rows(self, table: str) -> list[Record]:
         return [loc.record for loc in self.tables.get(table, [])]
@@ -105,11 +112,29 @@ class _Loader(yaml.SafeLoader):
     """Safe loader that refuses duplicate keys, keeps positions and reads dates as text."""
 
 
-# Dates and times stay text, so the models can say exactly what is wrong with them.
+# Plain scalars are read by the YAML 1.2 core schema, not PyYAML's YAML 1.1 one:
+# only true/false are booleans (country NO stays Norway, `yes` is an error, not
+# True), only plain decimals are numbers (13:30 stays a time, not 810 seconds),
+# and dates and times stay text, so the models can say exactly what is wrong.
+_CORE_SCHEMA = {
+    "tag:yaml.org,2002:bool": (r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),
+    "tag:yaml.org,2002:int": (r"^[-+]?[0-9]+$", "-+0123456789"),
+    "tag:yaml.org,2002:float": (
+        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$",
+        "-+0123456789.",
+    ),
+}
 _Loader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    first: [
+        (tag, rx)
+        for tag, rx in resolvers
+        if tag in ("tag:yaml.org,2002:null", "tag:yaml.org,2002:merge")
+    ]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
+for _tag, (_pattern, _firsts) in _CORE_SCHEMA.items():
+    _Loader.add_implicit_resolver(_tag, re.compile(_pattern), list(_firsts))
 
 
 def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> _Mapping:
@@ -140,8 +165,23 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = Fal
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
+class _FastLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """_Loader's rules on libyaml's C parser: the same values, several times faster.
+
+    Its error messages are terser, so a file it refuses is read again by
+    _Loader to say what is wrong.
+    """
+
+
+_FastLoader.yaml_implicit_resolvers = _Loader.yaml_implicit_resolvers
+_FastLoader.yaml_constructors = _Loader.yaml_constructors
+
+
 def _read_yaml(path: Path, shown: str) -> tuple[Any, list[Problem]]:
-    raw = path.read_bytes()
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        return None, [Problem(shown, message=f"cannot be read: {exc.strerror or exc}")]
     if raw.startswith(b"\xef\xbb\xbf"):
         return None, [
             Problem(shown, 1, 1, message="starts with a byte-order mark; save as UTF-8 without BOM")
@@ -160,11 +200,26 @@ def _read_yaml(path: Path, shown: str) -> tuple[Any, list[Problem]]:
     ):
         return None, [Problem(shown, 1, 1, message="is empty; give at least one table of records")]
     try:
+        return yaml.load(text, Loader=_FastLoader), []  # noqa: S506 - a SafeLoader
+    except yaml.YAMLError:
+        pass
+    try:
         return yaml.load(text, Loader=_Loader), []  # noqa: S506 - _Loader is a SafeLoader
+    except yaml.reader.ReaderError as exc:
+        before = text[: exc.position]
+        line, column = before.count("\n") + 1, len(before) - before.rfind("\n")
+        char = f"U+{exc.character:04X}" if isinstance(exc.character, int) else repr(exc.character)
+        return None, [
+            Problem(shown, line, column, message=f"holds the control character {char}; remove it")
+        ]
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         what = " ".join(filter(None, [exc.context, exc.problem]))
+        if isinstance(exc, yaml.constructor.ConstructorError):
+            return None, [Problem(shown, line, column, message=what)]
+        if what == "mapping values are not allowed here":
+            what += "; quote a value that holds ': '"
         return None, [Problem(shown, line, column, message=f"YAML syntax: {what}")]
     except yaml.YAMLError as exc:
         return None, [Problem(shown, 1, 1, message=f"YAML syntax: {exc}")]
@@ -195,6 +250,22 @@ def _model_problems(
             message = f"is not a field of {model.table}" + _suggest(name, model.model_fields)
         elif err["type"] in ("enum", "literal_error"):
             message = f"{err['input']!r} is not allowed: {err['msg'].split('Input should be ')[-1]}"
+        elif err["type"] in ("int_type", "int_parsing", "int_from_float"):
+            message = f"must be a whole number, not {err['input']!r}"
+        elif err["type"] in ("bool_type", "bool_parsing"):
+            message = f"must be true or false, not {err['input']!r}"
+        elif err["type"] in ("too_long", "string_too_long"):
+            ctx = err.get("ctx", {})
+            message = (
+                f"is {ctx.get('actual_length', len(err['input']))} characters long; "
+                f"at most {ctx['max_length']} are allowed"
+            )
+        elif err["type"] in ("greater_than_equal", "less_than_equal"):
+            ctx = err.get("ctx", {})
+            bound = f"at least {ctx['ge']}" if "ge" in ctx else f"at most {ctx['le']}"
+            message = f"{err['input']!r} is out of range: must be {bound}"
+            if name == "paragraph":
+                message += f" (S1 has {S1_PARAGRAPHS} paragraphs)"
         line, column = data.key_marks.get(name, (data.line, data.column))
         problems.append(Problem(shown, line, column, model.table, rid, name, message))
     return problems
@@ -205,15 +276,22 @@ def _suggest(value: str, choices: Iterable[str]) -> str:
     return f"; did you mean '{near[0]}'?" if near else ""
 
 
-def load_records(records_dir: Path) -> Records:
-    """Read and validate every records file; raise RecordsError listing every problem."""
+def load_records(records_dir: Path, cross_check: bool = True) -> Records:
+    """Read and validate every records file; raise RecordsError listing every problem.
+
+    With cross_check=False the checks across records are left to the caller
+    (bulk.read_tables runs them over the YAML and bulk rows together).
+    """
     problems: list[Problem] = []
     tables: dict[str, list[Located]] = {m.table: [] for m in MODELS}
+    invalid: dict[str, list[dict[str, Any]]] = {m.table: [] for m in MODELS}
+    unread: set[str] = set()
     base = records_dir.parent
     present = sorted(records_dir.glob("*.yaml")) + sorted(records_dir.glob("*.yml"))
     for name in RECORD_FILES:
-        if not (records_dir / name).exists():
+        if not (records_dir / name).is_file():
             problems.append(Problem(_show(records_dir / name, base), message="is missing"))
+            unread.update(RECORD_FILES[name])
     for path in present:
         shown = _show(path, base)
         if path.name not in RECORD_FILES:
@@ -229,11 +307,13 @@ def load_records(records_dir: Path) -> Records:
         data, errors = _read_yaml(path, shown)
         problems += errors
         if errors:
+            unread.update(RECORD_FILES[path.name])
             continue
         if not isinstance(data, _Mapping):
             problems.append(
                 Problem(shown, 1, 1, message="must be a mapping of table name to a list of records")
             )
+            unread.update(RECORD_FILES[path.name])
             continue
         for table, rows in data.items():
             line, column = data.key_marks[table]
@@ -254,6 +334,7 @@ def load_records(records_dir: Path) -> Records:
                 problems.append(
                     Problem(shown, line, column, table, message="must be a list of records")
                 )
+                unread.add(table)
                 continue
             model = MODEL_BY_TABLE[table]
             for row in rows:
@@ -267,17 +348,20 @@ def load_records(records_dir: Path) -> Records:
                             message=f"each record must be a mapping, not {row!r}",
                         )
                     )
+                    unread.add(table)
                     continue
                 try:
                     record = model.model_validate(row)
                 except ValidationError as exc:
                     problems += _model_problems(exc, model, row, shown)
+                    invalid[table].append(row)
                     continue
                 tables[table].append(
                     Located(record, shown, row.line, row.column, dict(row.key_marks))
                 )
-    records = Records(tables)
-    problems += check_references(records)
+    records = Records(tables, invalid, unread)
+    if cross_check:
+        problems += check_references(records)
     if problems:
         raise RecordsError(problems)
     return records
@@ -322,11 +406,14 @@ def check_references(records: Records) -> list[Problem]:
 
     for table, located in records.tables.items():
         model = MODEL_BY_TABLE[table]
-        for name, (target, _) in model.foreign_keys.items():
+        for name, (target, target_field) in model.foreign_keys.items():
+            if target in records.unread:
+                continue
             known = keys[target]
+            failed = {str(row.get(target_field)) for row in records.invalid.get(target, [])}
             for loc in located:
                 value = getattr(loc.record, name)
-                if value is not None and value not in known:
+                if value is not None and value not in known and value not in failed:
                     line, column = loc.mark(name)
                     problems.append(
                         Problem(
@@ -342,7 +429,7 @@ def check_references(records: Records) -> list[Problem]:
 
     problems += _check_parent_cycles(records, keys)
     problems += _check_preferred(records, "affiliations", "claim_key")
-    problems += _check_preferred(records, "person_names", "person_id")
+    problems += _check_preferred(records, "person_names", "person_id", set(keys["people"]))
     problems += _check_names(records)
     problems += _check_participations(records, keys)
     return problems
@@ -383,12 +470,21 @@ def _check_parent_cycles(records: Records, keys: dict[str, dict[str, Located]]) 
     return problems
 
 
-def _check_preferred(records: Records, table: str, group_field: str) -> list[Problem]:
+def _check_preferred(
+    records: Records, table: str, group_field: str, known: set[str] | None = None
+) -> list[Problem]:
+    if table in records.unread:
+        return []
     groups: dict[str, list[Located]] = defaultdict(list)
     for loc in records.tables[table]:
         groups[getattr(loc.record, group_field)].append(loc)
+    failed = {str(row.get(group_field)) for row in records.invalid.get(table, [])}
     problems = []
     for group, members in groups.items():
+        # A dangling group (already reported) or one holding a row that failed its
+        # model cannot be judged until that is fixed.
+        if group in failed or (known is not None and group not in known):
+            continue
         chosen = [m for m in members if getattr(m.record, "preferred")]  # noqa: B009
         if len(chosen) == 1:
             continue
@@ -445,6 +541,8 @@ def _check_participations(records: Records, keys: dict[str, dict[str, Located]])
             continue
         affiliation = target.record
         assert isinstance(affiliation, Affiliation)
+        if affiliation.person_id not in keys["people"] or part.person_id not in keys["people"]:
+            continue  # already reported as a dangling person_id
         if affiliation.person_id != part.person_id:
             line, column = loc.mark("affiliation_id")
             problems.append(

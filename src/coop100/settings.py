@@ -47,3 +47,34 @@ DESCRIPTOR = "datapackage.json"
 SCHEMAS_DIR = "schemas"
 CSV_DIR = "build/csv"
 PARQUET_DIR = "build/parquet"
+
+# -- what a build owns under build/ ------------------------------------------------
+
+# Besides the CSV and Parquet file of each table, the only files a build (or the
+# site's steps after it) may find under build/. The build refuses to run while
+# build/ holds anything else, so it can never overwrite or hide a user's file.
+# A pattern ending in /** owns everything below that folder.
+BUILD_OWNED = (
+    "build/.tmp-*",  # staging folders and the site's half-written files
+    "build/.tmp-*/**",
+    "build/.coop100-publish.json",  # the publish journal (see package.publish)
+    "build/.coop100-publish.json.tmp",
+    "build/.coop100.lock",
+    "build/coop100.db",  # the site branch's SQLite database
+    "build/coop100.db-*",
+    "build/coop100.zip",  # the site branch's zip of the package
+    "build/*.json",
+    "build/screenshots/**",
+    "build/site/**",  # what the site serves: metadata, row counts, copies of the package
+)
+PUBLISH_JOURNAL = "build/.coop100-publish.json"
+BUILD_LOCK = "build/.coop100.lock"
+STAGING_PREFIX = ".tmp-"
+# Tests set this to a checkpoint name (see package.checkpoint) to stop a build
+# there and SIGKILL it; never set it otherwise.
+PAUSE_ENV = "COOP100_TEST_PAUSE_AT"
+# -- validation at scale ------------------------------------------------------------
+
+# From this many bytes of CSV on, `coop100 validate` checks rows with pyarrow
+# compute (fastcheck.py) instead of frictionless, which reads one cell at a time.
+FASTCHECK_MIN_BYTES = 1 << 20

@@ -117,8 +117,37 @@ def check_frictionless(root: Path) -> list[str]:
     return problems
 
 
-def validate_package(root: Path) -> list[str]:
-    """Every problem with the package published under root, one per string."""
+def check_rows(
+    root: Path, descriptor: dict[str, Any], engine: str = "auto", check_descriptor: bool = True
+) -> list[str]:
+    """The row checks of the Table Schemas: frictionless, or pyarrow compute for big packages.
+
+    Args:
+        engine: "frictionless", "columnar", or "auto" (columnar from
+            settings.FASTCHECK_MIN_BYTES of CSV on).
+    """
+    if engine == "auto":
+        csv_bytes = sum(
+            (root / r["path"]).stat().st_size
+            for r in descriptor.get("resources", [])
+            if r.get("format") == "csv" and (root / r["path"]).exists()
+        )
+        engine = "columnar" if csv_bytes >= settings.FASTCHECK_MIN_BYTES else "frictionless"
+    if engine == "frictionless":
+        return check_frictionless(root)
+    from .fastcheck import check_package
+
+    return [str(finding) for finding in check_package(root, descriptor, check_descriptor)]
+
+
+def validate_package(root: Path, engine: str = "auto", check_descriptor: bool = True) -> list[str]:
+    """Every problem with the package published under root, one per string.
+
+    Args:
+        engine: how rows are checked (see check_rows).
+        check_descriptor: with the columnar engine, also have frictionless
+            validate datapackage.json (a second of start-up on its own).
+    """
     path = root / settings.DESCRIPTOR
     try:
         descriptor = json.loads(path.read_text(encoding="utf-8"))
@@ -133,5 +162,5 @@ def validate_package(root: Path) -> list[str]:
     ]
     problems += check_checksums(root, descriptor)
     problems += check_formats(root)
-    problems += check_frictionless(root)
+    problems += check_rows(root, descriptor, engine, check_descriptor)
     return problems

@@ -1,0 +1,416 @@
+"""Benchmark the pipeline at several archive sizes against its baselines, in one run.
+
+For each size: a synthetic archive (synth.py), then each stage in a child
+process (wall time and the child's peak RSS so far), the whole `coop100 build`
+and `coop100 validate`, the floor (pyarrow writing the same tables and nothing
+else) and the naive pipeline (`sqlite-utils insert` of the CSVs, the plain
+`frictionless validate`). Writes benchmarks/results/results.json and
+results.md naming the machine.
+
+Example:
+
+    python benchmarks/run.py --sizes 10000 100000 1000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+BIN = Path(sys.executable).parent
+WORK = HERE / "work"
+RESULTS = HERE / "results"
+# The third-party modules `coop100 build` imports for the real package: the
+# start-up floor. (pyarrow.parquet imports pandas itself when it is installed,
+# as it is for frictionless; the build no longer imports frictionless.)
+DEPENDENCIES = (
+    "pydantic",
+    "yaml",
+    "click",
+    "pyarrow",
+    "pyarrow.compute",
+    "pyarrow.csv",
+    "pyarrow.json",
+    "pyarrow.parquet",
+    "pandas",
+)
+
+
+def run(command: list[str], timeout: float | None = None, **kwargs: Any) -> dict[str, Any]:
+    """Run a command; its wall time, its own peak RSS and exit code (None on time-out)."""
+    start = time.perf_counter()
+    child = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs
+    )
+    deadline = None if timeout is None else start + timeout
+    while True:
+        pid, status, usage = os.wait4(child.pid, os.WNOHANG)
+        if pid:
+            break
+        if deadline is not None and time.perf_counter() > deadline:
+            child.kill()
+            pid, status, usage = os.wait4(child.pid, 0)
+            return {"seconds": None, "timed_out_after": timeout, "peak_mb": None, "rc": None}
+        time.sleep(0.02)
+    seconds = time.perf_counter() - start
+    output = child.stdout.read() if child.stdout else ""
+    return {
+        "seconds": round(seconds, 3),
+        "peak_mb": round(usage.ru_maxrss / 1024, 1),
+        "rc": os.waitstatus_to_exitcode(status),
+        "output": output,
+    }
+
+
+# -- stages, run inside one child process per size -------------------------------------
+
+
+def _peak_mb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def stages(root: Path) -> dict[str, Any]:
+    """Time each stage of the pipeline on root's records, in this process."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.json as pajson
+    import pyarrow.parquet as pq
+
+    from coop100 import bulk, package, settings, validate
+    from coop100.models import MODEL_BY_TABLE, MODELS, Source
+    from coop100.records import load_records
+    from coop100.tables import table_schema, to_arrow
+
+    out: dict[str, Any] = {}
+
+    def mark(name: str, start: float, **extra: Any) -> None:
+        out[name] = {"seconds": round(time.perf_counter() - start, 3), "peak_mb": _peak_mb()}
+        out[name] |= extra
+
+    records_dir = root / "records"
+    files = bulk.bulk_files(records_dir)
+    start = time.perf_counter()
+    records = load_records(records_dir, cross_check=False)
+    raw = {
+        t: pajson.read_json(
+            p,
+            read_options=pajson.ReadOptions(block_size=bulk.BLOCK_SIZE),
+            parse_options=pajson.ParseOptions(
+                explicit_schema=bulk.json_schema(MODEL_BY_TABLE[t]),
+                unexpected_field_behavior="error",
+            ),
+        )
+        for t, p in files.items()
+    }
+    mark("read records", start, rows=sum(t.num_rows for t in raw.values()))
+
+    start = time.perf_counter()
+    published = {}
+    for table, data in raw.items():
+        model = MODEL_BY_TABLE[table]
+        checks = bulk.row_problems(data, model)
+        bad = bulk._any([m for _, m in checks], data.num_rows)
+        assert not bad.to_numpy(zero_copy_only=False).any(), table
+        published[table] = bulk._published(data, model)
+    del raw
+    mark("validate models (rows)", start)
+
+    start = time.perf_counter()
+    tables = {}
+    for model in MODELS:
+        located = records.tables[model.table]
+        part = to_arrow(model, [loc.record for loc in located])
+        parts = [
+            part.append_column(
+                "_path", pa.array([loc.path for loc in located], pa.string())
+            ).append_column("_line", pa.array([loc.line for loc in located], pa.int64()))
+        ]
+        if model.table in published:
+            n = published[model.table].num_rows
+            parts.append(
+                published.pop(model.table)
+                .append_column("_path", pa.array(["bulk"] * n, pa.string()))
+                .append_column("_line", pa.array(range(1, n + 1), pa.int64()))
+            )
+        tables[model.table] = pa.concat_tables(parts)
+    mark("build Arrow tables", start)
+
+    start = time.perf_counter()
+    problems = bulk.check_tables(tables)
+    assert not problems, problems[:3]
+    tables = {n: t.drop_columns(["_path", "_line"]) for n, t in tables.items()}
+    mark("validate models (keys, references)", start)
+
+    out_dir = root / "stages"  # outside build/: coop100 build owns that folder
+    shutil.rmtree(out_dir, ignore_errors=True)
+    for sub in (settings.CSV_DIR, settings.PARQUET_DIR, settings.SCHEMAS_DIR):
+        (out_dir / sub).mkdir(parents=True)
+    start = time.perf_counter()
+    for name, table in tables.items():
+        package.write_csv(table, out_dir / settings.CSV_DIR / f"{name}.csv")
+    mark("write CSV", start)
+    start = time.perf_counter()
+    for name, table in tables.items():
+        schema = table_schema(MODEL_BY_TABLE[name])
+        (out_dir / settings.SCHEMAS_DIR / f"{name}.json").write_text(json.dumps(schema))
+        package.write_parquet(table, out_dir / settings.PARQUET_DIR / f"{name}.parquet", schema)
+    mark("write Parquet", start)
+    start = time.perf_counter()
+    sources = [r for r in records.rows("sources") if isinstance(r, Source)]
+    descriptor = package.descriptor(out_dir, sources)
+    (out_dir / settings.DESCRIPTOR).write_text(json.dumps(descriptor, indent=2))
+    mark("write datapackage.json (checksums)", start)
+
+    floor_dir = root / "floor"
+    shutil.rmtree(floor_dir, ignore_errors=True)
+    floor_dir.mkdir(parents=True)
+    start = time.perf_counter()
+    for name, table in tables.items():
+        pacsv.write_csv(table, floor_dir / f"{name}.csv")
+        pq.write_table(
+            table, floor_dir / f"{name}.parquet", compression="zstd", compression_level=9
+        )
+    mark("floor: pyarrow write CSV + Parquet", start)
+    shutil.rmtree(floor_dir)
+    del tables
+
+    try:
+        from coop100.database import load_database  # type: ignore[attr-defined]
+    except ImportError:
+        out["load SQLite"] = {"seconds": None, "note": "coop100.database not on this branch yet"}
+    else:
+        start = time.perf_counter()
+        load_database(out_dir, root / "stages.db")
+        mark("load SQLite", start)
+
+    start = time.perf_counter()
+    problems = validate.validate_package(out_dir, engine="columnar")
+    mark("validate package", start, problems=len(problems))
+    return out
+
+
+# -- one size ----------------------------------------------------------------------------
+
+
+def bench_size(statements: int, frictionless_timeout: float, work: Path) -> dict[str, Any]:
+    root = work / str(statements)
+    synth = run(
+        [
+            sys.executable,
+            str(HERE / "synth.py"),
+            "--statements",
+            str(statements),
+            "--out",
+            str(root),
+        ]
+    )
+    counts = json.loads(synth.pop("output").strip().splitlines()[-1])["rows"]
+    result: dict[str, Any] = {"statements": statements, "rows": counts, "synth": synth}
+    staged = run([sys.executable, str(HERE / "run.py"), "--stages", str(root)])
+    if staged["rc"] != 0:
+        raise SystemExit(f"stages failed at {statements}:\n{staged['output']}")
+    result["stages"] = json.loads(staged["output"].strip().splitlines()[-1])
+    coop100 = str(BIN / "coop100")
+    for command in ("build", "validate"):
+        outcome = run([coop100, command, "--root", str(root)])
+        if outcome["rc"] != 0:
+            raise SystemExit(f"coop100 {command} failed at {statements}:\n{outcome['output']}")
+        result[f"coop100 {command}"] = outcome
+    db = root / "naive.db"
+    db.unlink(missing_ok=True)
+    csvs = sorted((root / "build" / "csv").glob("*.csv"))
+    start = time.perf_counter()
+    peak = 0.0
+    for csv in csvs:
+        step = run([str(BIN / "sqlite-utils"), "insert", str(db), csv.stem, str(csv), "--csv"])
+        peak = max(peak, step["peak_mb"] or 0)
+    result["naive: sqlite-utils insert"] = {
+        "seconds": round(time.perf_counter() - start, 3),
+        "peak_mb": peak,
+    }
+    result["naive: frictionless validate"] = _quiet(
+        run(
+            [str(BIN / "frictionless"), "validate", "datapackage.json"],
+            timeout=frictionless_timeout,
+            cwd=root,
+        )
+    )
+    for entry in result.values():
+        if isinstance(entry, dict):
+            entry.pop("output", None)
+    return result
+
+
+def _quiet(entry: dict[str, Any]) -> dict[str, Any]:
+    # frictionless exits 1 on a valid package's warnings too; keep its verdict line only
+    output = entry.pop("output", "")
+    entry["valid"] = "VALID" in output.upper() and "INVALID" not in output.upper()
+    return entry
+
+
+def startup(work: Path) -> dict[str, Any]:
+    """The real package: `coop100 build` against importing its dependencies (best of 5)."""
+    real = work / "real"
+    shutil.rmtree(real, ignore_errors=True)
+    shutil.copytree(ROOT / "records", real / "records")
+    imports = "import " + ", ".join(DEPENDENCIES)
+    best = {"import dependencies": 1e9, "coop100 build (real package)": 1e9}
+    for _ in range(5):
+        best["import dependencies"] = min(
+            best["import dependencies"], run([sys.executable, "-c", imports])["seconds"]
+        )
+        best["coop100 build (real package)"] = min(
+            best["coop100 build (real package)"],
+            run([str(BIN / "coop100"), "build", "--root", str(real)])["seconds"],
+        )
+    best["ratio"] = round(best["coop100 build (real package)"] / best["import dependencies"], 2)
+    return best
+
+
+# -- report ---------------------------------------------------------------------------------
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+        memory = Path("/proc/meminfo").read_text().splitlines()[0].split()[1]
+        gib = f"{int(memory) / 2**20:.0f} GiB"
+    except OSError:
+        gib = "?"
+    system = f"{platform.system()} {platform.release()}"
+    return f"{cpu}, {os.cpu_count()} cores, {gib} RAM, {system}, Python {platform.python_version()}"
+
+
+def _cell(entry: dict[str, Any] | None) -> str:
+    if not entry:
+        return "–"
+    if entry.get("seconds") is None:
+        if entry.get("timed_out_after"):
+            return f"> {entry['timed_out_after']:.0f} s (stopped)"
+        return entry.get("note", "–")
+    peak = entry.get("peak_mb")
+    return f"{entry['seconds']:.2f} s / {peak:.0f} MB" if peak else f"{entry['seconds']:.2f} s"
+
+
+def markdown(results: dict[str, Any]) -> str:
+    sizes = results["sizes"]
+    head = "| stage | " + " | ".join(f"{s['statements']:,} statements" for s in sizes) + " |"
+    lines = [
+        "# coop100 benchmark",
+        "",
+        f"Machine: {results['machine']}. Run {results['date']}.",
+        "Each cell: wall time / peak RSS (stages: the stage process's peak so far).",
+        "",
+        head,
+        "|" + " --- |" * (len(sizes) + 1),
+    ]
+    names = list(sizes[0]["stages"]) if isinstance(sizes[0]["stages"], dict) else []
+    for name in names:
+        lines.append(
+            f"| {name} | " + " | ".join(_cell(s["stages"].get(name)) for s in sizes) + " |"
+        )
+    for name in (
+        "coop100 build",
+        "coop100 validate",
+        "naive: sqlite-utils insert",
+        "naive: frictionless validate",
+    ):
+        lines.append(f"| {name} | " + " | ".join(_cell(s.get(name)) for s in sizes) + " |")
+    lines.append(
+        "| rows in all tables | " + " | ".join(f"{sum(s['rows'].values()):,}" for s in sizes) + " |"
+    )
+    lines += ["", "Ratios:", ""]
+    lines.append("| ratio | " + " | ".join(f"{s['statements']:,}" for s in sizes) + " |")
+    lines.append("|" + " --- |" * (len(sizes) + 1))
+    for label, ratio in (
+        ("build / floor (pyarrow write only)", _ratio("coop100 build", "floor")),
+        ("build µs per statement", _per_statement),
+        (
+            "frictionless validate / coop100 validate",
+            _ratio("naive: frictionless validate", "coop100 validate"),
+        ),
+    ):
+        lines.append(f"| {label} | " + " | ".join(ratio(s) for s in sizes) + " |")
+    start = results.get("startup")
+    if start:
+        lines += [
+            "",
+            f"Start-up (real one-webinar package, best of 5): `coop100 build` "
+            f"{start['coop100 build (real package)']:.2f} s, importing its dependencies "
+            f"{start['import dependencies']:.2f} s: ratio {start['ratio']}.",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def _seconds(size: dict[str, Any], name: str) -> float | None:
+    if name == "floor":
+        entry = size["stages"].get("floor: pyarrow write CSV + Parquet", {})
+    else:
+        entry = size.get(name, {})
+    value = entry.get("seconds")
+    if value is None and entry.get("timed_out_after"):
+        return None
+    return float(value) if value is not None else None
+
+
+def _ratio(a: str, b: str) -> Any:
+    def ratio(size: dict[str, Any]) -> str:
+        top, bottom = _seconds(size, a), _seconds(size, b)
+        if top is None and size.get(a, {}).get("timed_out_after") and bottom:
+            return f"> {size[a]['timed_out_after'] / bottom:.0f}x"
+        return f"{top / bottom:.1f}x" if top and bottom else "–"
+
+    return ratio
+
+
+def _per_statement(size: dict[str, Any]) -> str:
+    seconds = _seconds(size, "coop100 build")
+    return f"{seconds / size['statements'] * 1e6:.1f}" if seconds else "–"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument(
+        "--frictionless-timeout", type=float, default=900, help="seconds before stopping it"
+    )
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--work", type=Path, default=WORK, help="where archives are written")
+    parser.add_argument("--skip-startup", action="store_true", help="skip the start-up floor")
+    parser.add_argument("--stages", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.stages:
+        print(json.dumps(stages(args.stages)))
+        return
+    results: dict[str, Any] = {
+        "machine": machine(),
+        "date": time.strftime("%Y-%m-%d"),
+        "startup": None if args.skip_startup else startup(args.work),
+        "sizes": [],
+    }
+    for size in args.sizes:
+        results["sizes"].append(bench_size(size, args.frictionless_timeout, args.work))
+        print(json.dumps(results["sizes"][-1], indent=1)[:2000], file=sys.stderr)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    (args.out / "results.md").write_text(markdown(results))
+    print(markdown(results))
+
+
+if __name__ == "__main__":
+    main()

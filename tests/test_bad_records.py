@@ -1,0 +1,121 @@
+"""Every case in tests/bad_records/ fails `coop100 build` with exactly its expected errors.
+
+A case is a small YAML file: `why` it matters, the records `file` it changes and
+how (`replace` exact text that occurs once, or give the whole `content`, or
+`remove` the file; `encoding` saves it as, say, latin-1), and the exact `errors`
+lines the command must print. Each case is applied to a copy of the real records.
+
+After a deliberate change to the records or the messages, rewrite the expected
+errors with `make bad-records` and review the diff.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from coop100.cli import cli
+
+from .conftest import RECORDS
+
+CASES_DIR = Path(__file__).parent / "bad_records"
+CASES = sorted(CASES_DIR.glob("*.yaml"))
+REWRITE = os.environ.get("COOP100_REWRITE_BAD_RECORDS") == "1"
+# `coop100 validate` also runs frictionless over the published package, which
+# takes a second or two, so it runs over a sample that covers each kind of check.
+VALIDATE_SAMPLE = {
+    "yaml-syntax",
+    "not-utf8",
+    "wrong-type",
+    "dangling-person-names-person-id",
+    "two-preferred-names",
+    "org-parent-loop",
+}
+
+
+class _CaseDumper(yaml.SafeDumper):
+    """Writes multi-line text as a block, so a case reads like the records it changes."""
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_CaseDumper.add_representer(str, _str)
+
+
+def _load(case: Path) -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load(case.read_text(encoding="utf-8"))
+    return data
+
+
+def apply_case(case: dict[str, Any], records: Path) -> None:
+    """Change the copy of the records in `records` as the case says."""
+    path = records / case["file"]
+    if case.get("remove"):
+        path.unlink()
+        return
+    if "content" in case:
+        text = case["content"]
+    else:
+        text = path.read_text(encoding="utf-8")
+    for change in case.get("replace", []):
+        found = text.count(change["old"])
+        assert found == 1, f"{change['old']!r} occurs {found} times in {case['file']}"
+        text = text.replace(change["old"], change["new"])
+    # newline="" keeps any \r the case writes on purpose.
+    with path.open("w", encoding=case.get("encoding", "utf-8"), newline="") as handle:
+        handle.write(text)
+
+
+def _run(command: str, root: Path) -> tuple[int, list[str]]:
+    result = CliRunner().invoke(cli, [command, "--root", str(root)])
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception  # a traceback is a bug, whatever the input
+    return result.exit_code, result.stderr.splitlines()
+
+
+def test_the_corpus_is_large_and_documented() -> None:
+    assert len(CASES) >= 30
+    for case in CASES:
+        data = _load(case)
+        assert set(data) <= {"why", "file", "replace", "content", "encoding", "remove", "errors"}
+        assert data["why"] and data["errors"], case.name
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda p: p.stem)
+def test_build_reports_exactly_the_expected_errors(case: Path, tmp_path: Path) -> None:
+    data = _load(case)
+    shutil.copytree(RECORDS, tmp_path / "records")
+    apply_case(data, tmp_path / "records")
+    exit_code, lines = _run("build", tmp_path)
+    if REWRITE:
+        data["errors"] = lines[:-1]
+        text = yaml.dump(data, Dumper=_CaseDumper, sort_keys=False, allow_unicode=True, width=1000)
+        case.write_text(text, encoding="utf-8")
+    expected = data["errors"]
+    assert lines == [
+        *expected,
+        f"{len(expected)} problem(s): nothing was published; fix the records above",
+    ]
+    assert exit_code == 1
+    assert not (tmp_path / "build").exists()
+
+
+@pytest.mark.parametrize("name", sorted(VALIDATE_SAMPLE))
+def test_validate_reports_the_same_errors(name: str, fresh_build: Path, tmp_path: Path) -> None:
+    data = _load(CASES_DIR / f"{name}.yaml")
+    root = tmp_path / "project"
+    shutil.copytree(fresh_build, root)
+    apply_case(data, root / "records")
+    exit_code, lines = _run("validate", root)
+    expected = data["errors"]
+    assert lines == [*expected, f"{len(expected)} problem(s): the package is not valid"]
+    assert exit_code == 1
