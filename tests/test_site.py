@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from coop100.database import DESCRIPTOR, VIEWS, csv_resources, read_descriptor
+from coop100.database import DESCRIPTOR, FTS_COLUMNS, VIEWS, csv_resources, read_descriptor
+from coop100.site import settings as site_settings
 from coop100.site.queries import CANNED_QUERIES
 from tests.site_fixtures import DATABASE, SiteClient
 
@@ -55,6 +56,27 @@ def test_landing_page_explains_and_links_every_download(client, site_root):
         response = client.get(link)
         assert response.status_code == 200, link
         assert len(response.content) > 0
+
+
+def test_landing_page_lists_every_table_with_its_row_count(client, package_rows):
+    page = client.get("/").text
+    found = re.findall(
+        r'<td><a href="/coop100/(\w+)">\1</a></td>\s*<td>[^<]*</td>\s*<td>(\d+)</td>', page
+    )
+    assert dict(found) == {name: str(len(rows)) for name, rows in package_rows.items()}
+
+
+def test_landing_page_is_cacheable_and_json_index_is_datasettes(client, package_rows):
+    response = client.get("/")
+    assert response.headers["cache-control"] == f"max-age={site_settings.CACHE_TTL_SECONDS}"
+    assert response.headers["link"].endswith(
+        '/.json; rel="alternate"; type="application/json+datasette"'
+    )
+    index = client.json("/.json")[DATABASE]
+    assert index["tables_count"] == len(package_rows)
+    assert index["views_count"] == len(VIEWS)
+    # FTS5 tables and their shadow tables (_data, _idx, _docsize, _config) are hidden.
+    assert index["hidden_tables_count"] == 5 * len(FTS_COLUMNS)
 
 
 def test_downloads_are_the_published_bytes(client, site_root, resources):

@@ -15,6 +15,9 @@ SQL_TIME_LIMIT_MS = 1000
 FACET_TIME_LIMIT_MS = 200
 MAX_RETURNED_ROWS = 1000
 NUM_SQL_THREADS = 3
+# How long browsers and proxies may keep a page: table and query pages (Datasette's
+# default_cache_ttl) and the landing page, which changes only with the package.
+CACHE_TTL_SECONDS = 60
 
 # -- limits (SQLite, set on every connection by coop100.site.plugin) ----------
 
@@ -38,7 +41,7 @@ DATASETTE_SETTINGS: dict[str, int | bool] = {
     "allow_download": True,
     # Suggesting facets runs a query per column on every table page.
     "suggest_facets": False,
-    "default_cache_ttl": 60,
+    "default_cache_ttl": CACHE_TTL_SECONDS,
 }
 
 # -- files (relative to the project root) --------------------------------------
