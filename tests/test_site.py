@@ -9,6 +9,7 @@ import json
 import re
 from collections import Counter
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -242,16 +243,27 @@ def test_speakers_query(client, package_rows):
     )
 
 
-def test_statements_by_topic_query(client, package_rows):
+@pytest.mark.parametrize("topic", ["", "decent-work", "Decent work", "decent WORK"])
+def test_statements_by_topic_query(client, package_rows, topic):
     topics = _by(package_rows["topics"], "topic_id")
-    rows = _query(client, "statements_by_topic")
+    chosen = {
+        t["topic_id"]
+        for t in topics.values()
+        if topic in ("", t["topic_id"]) or topic.lower() == t["label"].lower()
+    }
+    rows = _rows(client, f"/{DATABASE}/statements_by_topic.json?topic={quote(topic)}")
     expected = Counter(
         (topics[r["topic_id"]]["label"], r["statement_id"])
         for r in package_rows["statement_topics"]
+        if r["topic_id"] in chosen
     )
+    assert len(chosen) == (len(topics) if topic == "" else 1)
+    assert expected  # the chosen topic has statements, so an empty result would fail
     assert Counter((r["topic"], r["statement_id"]) for r in rows) == expected
-    assert [r["topic"] for r in rows] == sorted(r["topic"] for r in rows)
-    assert all(r["speaker"] and r["text"] for r in rows)
+
+
+def test_statements_by_topic_query_with_an_unknown_topic_is_empty(client):
+    assert _rows(client, f"/{DATABASE}/statements_by_topic.json?topic=no-such-topic") == []
 
 
 def test_organisation_tree_query(client, package_rows):

@@ -31,8 +31,11 @@ order by e.start_date, e.event_id, pa.speaking_order
         "title": "Statements by topic",
         "description": (
             "Each topic with the statements that touch it, who made them and the "
-            "organisation they spoke for. A statement appears once per topic."
+            "organisation they spoke for. A statement appears once per topic. Leave "
+            "topic empty for every topic, or give one topic's topic_id or label "
+            "(decent-work, or Decent work) from the topics table."
         ),
+        "params": ["topic"],
         "sql": """
 select
   t.label as topic,
@@ -44,6 +47,7 @@ select
 from statement_topics st
 join topics t on t.topic_id = st.topic_id
 join statements_detailed sd on sd.statement_id = st.statement_id
+where :topic = '' or st.topic_id = :topic or t.label = :topic collate nocase
 order by t.label, sd.speaking_order is null, sd.speaking_order, sd.statement_id
 """,
     },
