@@ -157,13 +157,24 @@ def test_foreign_keys_render_as_labels(client, package_rows, resources):
     ("word", "stem"),
     [("displaced", "displac"), ("statistical", "statist"), ("researchers", "research")],
 )
-def test_search_finds_the_statements_on_a_topic(client, package_rows, word, stem):
-    found = {
-        r["statement_id"] for r in _rows(client, f"/{DATABASE}/statements.json?_search={word}")
-    }
+@pytest.mark.parametrize("table", ["statements", "statements_detailed"])
+def test_search_finds_the_statements_on_a_topic(client, package_rows, word, stem, table):
+    found = [r["statement_id"] for r in _rows(client, f"/{DATABASE}/{table}.json?_search={word}")]
     expected = {r["statement_id"] for r in package_rows["statements"] if stem in r["text"].lower()}
-    assert found == expected
+    assert sorted(found) == sorted(expected)
     assert found
+
+
+def test_view_search_keeps_the_box_filled_and_combines_with_facets(client):
+    everything = _rows(client, f"/{DATABASE}/statements_detailed.json?_search=cooperatives")
+    page = client.get(f"/{DATABASE}/statements_detailed?_search=cooperatives").text
+    assert '<input id="_search" type="search" name="_search" value="cooperatives">' in page
+    assert f"{len(everything)} rows where search matches &#34;cooperatives&#34;" in page
+    talks = _rows(
+        client, f"/{DATABASE}/statements_detailed.json?_search=cooperatives&type=presentation"
+    )
+    assert 0 < len(talks) < len(everything)
+    assert {r["type"] for r in talks} == {"presentation"}
 
 
 def test_every_table_with_text_has_a_search_box(client):
@@ -171,6 +182,8 @@ def test_every_table_with_text_has_a_search_box(client):
     for name in ["statements", "people", "organisations", "person_names", "sources", "topics"]:
         assert metadata[name]["fts_table"] == f"{name}_fts"
         assert 'name="_search"' in client.get(f"/{DATABASE}/{name}").text, name
+    assert 'name="_search"' in client.get(f"/{DATABASE}/statements_detailed").text
+    assert 'name="_search"' not in client.get(f"/{DATABASE}/current_affiliations").text
 
 
 def test_facets_are_on_type_speaker_topic_and_organisation(client):

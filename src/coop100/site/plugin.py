@@ -12,12 +12,15 @@ import sqlite3
 from typing import Any
 
 from datasette import hookimpl
+from datasette.filters import FilterArguments
 from datasette.utils import escape_sqlite, tilde_encode
 from datasette.utils.asgi import Response
 from datasette.version import __version__ as datasette_version
 from markupsafe import Markup, escape
 
+from coop100.database import FTS_COLUMNS
 from coop100.site import settings
+from coop100.site.metadata import VIEW_SEARCH
 
 # Datasette's own bookkeeping database, which it writes to, and the scratch
 # in-memory connection /-/versions creates a table in (not served without --memory).
@@ -193,6 +196,35 @@ async def landing_page(datasette: Any, request: Any) -> Response:
             "Link": f'{json_url}; rel="alternate"; type="application/json+datasette"',
             "Cache-Control": f"max-age={settings.CACHE_TTL_SECONDS}",
         },
+    )
+
+
+@hookimpl(trylast=True)  # type: ignore[untyped-decorator]
+def filters_from_request(
+    request: Any, database: str, table: str, datasette: Any
+) -> FilterArguments | None:
+    """Search a view (`?_search=`) through the full-text index of the table it shows.
+
+    Runs after Datasette's own search filter, which finds no index for a view and
+    would otherwise switch the search box off again.
+    """
+    if database != settings.DATABASE or table not in VIEW_SEARCH:
+        return None
+    base, key = VIEW_SEARCH[table]
+    if base not in FTS_COLUMNS:
+        return None
+    search = request.args.get("_search", "")
+    if not search:
+        return FilterArguments([], extra_context={"supports_search": True})
+    fts, key, base = escape_sqlite(f"{base}_fts"), escape_sqlite(key), escape_sqlite(base)
+    return FilterArguments(
+        [
+            f"{key} in (select {key} from {base} where rowid in "
+            f"(select rowid from {fts} where {fts} match escape_fts(:coop100_search)))"
+        ],
+        params={"coop100_search": search},
+        human_descriptions=[f'search matches "{search}"'],
+        extra_context={"supports_search": True, "search": search},
     )
 
 
