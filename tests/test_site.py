@@ -80,6 +80,25 @@ def test_landing_page_is_cacheable_and_json_index_is_datasettes(client, package_
     assert index["hidden_tables_count"] == 5 * len(FTS_COLUMNS)
 
 
+def test_table_pages_link_their_published_files(client, resources):
+    for name in resources:
+        page = client.get(f"/{DATABASE}/{name}").text
+        assert (
+            "Download the published table: "
+            f'<a href="/data/build/csv/{name}.csv" download>CSV</a> · '
+            f'<a href="/data/build/parquet/{name}.parquet" download>Parquet</a>'
+        ) in page, name
+
+
+def test_every_page_loads_the_site_stylesheet(client):
+    for path in ["/", f"/{DATABASE}", f"/{DATABASE}/statements", f"/{DATABASE}/speakers"]:
+        assert '<link rel="stylesheet" href="/-/coop100.css">' in client.get(path).text, path
+    response = client.get("/-/coop100.css")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "text/css; charset=utf-8"
+    assert "dl.column-descriptions" in response.text
+
+
 def test_downloads_are_the_published_bytes(client, site_root, resources):
     for resource in read_descriptor(site_root / DESCRIPTOR)["resources"]:
         served = client.get(f"/data/{resource['path']}").content

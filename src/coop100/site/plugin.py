@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from pathlib import Path
 from typing import Any
 
 from datasette import hookimpl
@@ -160,7 +161,26 @@ def extra_template_vars(template: str, datasette: Any) -> Any:
 @hookimpl  # type: ignore[untyped-decorator]
 def register_routes(datasette: Any) -> list[tuple[str, Any]]:
     """Serve the landing page `/` ourselves; `/.json` stays Datasette's own index."""
-    return [(r"^/$", landing_page)]
+    return [(r"^/$", landing_page), (rf"^{re.escape(CSS_URL)}$", stylesheet)]
+
+
+CSS_URL = "/-/coop100.css"
+_CSS = Path(__file__).parent / "static" / "coop100.css"
+
+
+@hookimpl  # type: ignore[untyped-decorator]
+def extra_css_urls() -> list[str]:
+    """Add the site's stylesheet to every page."""
+    return [CSS_URL]
+
+
+async def stylesheet() -> Response:
+    """Serve static/coop100.css (Datasette serves plugin static/ folders only for packages)."""
+    return Response(
+        _CSS.read_text(encoding="utf-8"),
+        content_type="text/css; charset=utf-8",
+        headers={"Cache-Control": f"max-age={settings.CACHE_TTL_SECONDS}"},
+    )
 
 
 async def landing_page(datasette: Any, request: Any) -> Response:
