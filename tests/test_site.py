@@ -7,6 +7,8 @@ import html
 import io
 import json
 import re
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 from urllib.parse import quote
@@ -182,6 +184,23 @@ def test_search_finds_the_statements_on_a_topic(client, package_rows, word, stem
     expected = {r["statement_id"] for r in package_rows["statements"] if stem in r["text"].lower()}
     assert sorted(found) == sorted(expected)
     assert found
+
+
+def test_searched_views_name_a_table_with_full_text_search():
+    views = {v.name: v for v in VIEWS}
+    for view, (table, key) in site_settings.VIEW_SEARCH.items():
+        assert table in FTS_COLUMNS
+        assert views[view].columns[key] == (table, key)
+
+
+def test_the_plugin_does_not_import_pandas():
+    # sqlite_utils imports pandas when installed: ~70 MB more in the served process.
+    code = (
+        "import sys, coop100.site.plugin; "
+        "print(sorted({'sqlite_utils', 'pandas'} & set(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout == "[]\n"
 
 
 def test_view_search_keeps_the_box_filled_and_combines_with_facets(client):

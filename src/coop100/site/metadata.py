@@ -42,14 +42,6 @@ FACETS: dict[str, list[str | dict[str, str]]] = {
     "current_affiliations": ["organisation"],
 }
 
-# Views searched through a table's full-text index: view -> (table, key column in both).
-# Datasette 0.65 takes fts_table/fts_pk for a view, but matches fts_pk against the
-# FTS rowid, and the views have no column holding the table's rowid; the plugin's
-# filters_from_request joins through the key instead.
-VIEW_SEARCH: dict[str, tuple[str, str]] = {
-    "statements_detailed": ("statements", "statement_id"),
-}
-
 
 def site_metadata(package_path: Path, downloads: dict[str, Any] | None = None) -> dict[str, Any]:
     """Return Datasette metadata for the package at package_path.

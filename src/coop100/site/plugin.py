@@ -19,9 +19,9 @@ from datasette.utils.asgi import Response
 from datasette.version import __version__ as datasette_version
 from markupsafe import Markup, escape
 
-from coop100.database import FTS_COLUMNS
+# Only the light settings module: coop100.database imports sqlite_utils, which
+# imports pandas when installed, some 70 MB in every served process.
 from coop100.site import settings
-from coop100.site.metadata import VIEW_SEARCH
 
 # Datasette's own bookkeeping database, which it writes to, and the scratch
 # in-memory connection /-/versions creates a table in (not served without --memory).
@@ -228,11 +228,9 @@ def filters_from_request(
     Runs after Datasette's own search filter, which finds no index for a view and
     would otherwise switch the search box off again.
     """
-    if database != settings.DATABASE or table not in VIEW_SEARCH:
+    if database != settings.DATABASE or table not in settings.VIEW_SEARCH:
         return None
-    base, key = VIEW_SEARCH[table]
-    if base not in FTS_COLUMNS:
-        return None
+    base, key = settings.VIEW_SEARCH[table]
     search = request.args.get("_search", "")
     if not search:
         return FilterArguments([], extra_context={"supports_search": True})

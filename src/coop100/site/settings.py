@@ -44,6 +44,16 @@ DATASETTE_SETTINGS: dict[str, int | bool] = {
     "default_cache_ttl": CACHE_TTL_SECONDS,
 }
 
+# -- search --------------------------------------------------------------------
+
+# Views searched through a table's full-text index: view -> (table, key column in both).
+# Datasette 0.65 takes fts_table/fts_pk for a view, but matches fts_pk against the
+# FTS rowid, and the views have no column holding the table's rowid; the plugin's
+# filters_from_request joins through the key instead.
+VIEW_SEARCH: dict[str, tuple[str, str]] = {
+    "statements_detailed": ("statements", "statement_id"),
+}
+
 # -- files (relative to the project root) --------------------------------------
 
 SITE_DIR = "build/site"
