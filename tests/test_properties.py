@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from coop100 import settings as coop_settings
+from coop100.database import DB_NAME, load_database
 from coop100.models import MAX_NAME, MODEL_BY_TABLE
 from coop100.package import build_package
 from coop100.records import RecordsError, load_records
@@ -105,32 +106,17 @@ def _write_records(root: Path, extra: dict[str, list[dict[str, Any]]]) -> None:
         path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), "utf-8")
 
 
-def _sqlite_rows(root: Path, table: str) -> list[dict[str, Any]]:
-    """Rows of `table` after a trip through SQLite, converted back to Python types.
-
-    HOOK(site): when src/coop100/database.py is on main, load the package with
-    coop100.database.load_database(root) instead and read the table from that file.
-    """
-    schema = arrow_schema(MODEL_BY_TABLE[table])
-    rows = read_csv(root / coop_settings.CSV_DIR / f"{table}.csv", schema).to_pylist()
-    cols = [c for c in columns(MODEL_BY_TABLE[table])]
-    with sqlite3.connect(":memory:") as db:
-        db.execute(f"CREATE TABLE t ({', '.join(c.name for c in cols)})")
-        db.executemany(
-            f"INSERT INTO t VALUES ({', '.join('?' for _ in cols)})",
-            [[_to_sql(r[c.name]) for c in cols] for r in rows],
-        )
-        found = db.execute("SELECT * FROM t").fetchall()
+def _sqlite_rows(db_path: Path, table: str) -> list[dict[str, Any]]:
+    """Rows of `table` in the database load_database wrote, converted back to Python types."""
+    cols = columns(MODEL_BY_TABLE[table])
+    with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True) as db:
+        names = ", ".join(f'"{c.name}"' for c in cols)
+        found = db.execute(f'SELECT {names} FROM "{table}" ORDER BY rowid').fetchall()
+    db.close()
     return [
         {c.name: _from_sql(v, c.frictionless_type) for c, v in zip(cols, row, strict=True)}
         for row in found
     ]
-
-
-def _to_sql(value: Any) -> Any:
-    if isinstance(value, dt.date | dt.time):
-        return value.isoformat()
-    return value
 
 
 def _from_sql(value: Any, kind: str) -> Any:
@@ -155,6 +141,8 @@ def test_valid_records_publish_a_valid_lossless_package(
     records = load_records(root / "records")
     build_package(root / "records", root)
     assert validate_package(root) == []  # frictionless VALID, checksums, CSV == Parquet
+    db_path = root / "build" / DB_NAME
+    load_database(root, db_path)  # the real loader, from the published package only
     for table in GENERATED_TABLES:
         names = [c.name for c in columns(MODEL_BY_TABLE[table])]
         expected = [{n: getattr(r, n) for n in names} for r in records.rows(table)]
@@ -165,7 +153,7 @@ def test_valid_records_publish_a_valid_lossless_package(
         ).to_pylist()
         assert csv_rows == expected
         assert parquet_rows == expected
-        assert _sqlite_rows(root, table) == expected
+        assert _sqlite_rows(db_path, table) == expected
     generated = {row["name"] for row in extra["people"]}
     assert generated <= {p.name for p in records.rows("people")}  # type: ignore[attr-defined]
 

@@ -6,6 +6,7 @@ import hashlib
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,9 @@ import pytest
 from click.testing import CliRunner
 
 from coop100 import settings
+from coop100.archive import ZIP_NAME
 from coop100.cli import cli
+from coop100.database import DB_NAME
 from coop100.package import PackageError, build_lock, build_package, published_files
 
 from .conftest import RECORDS
@@ -226,10 +229,28 @@ def test_usage_errors_exit_2(args: list[str]) -> None:
     assert "Traceback" not in result.output
 
 
+def _database_content(db_path: Path) -> list[tuple[object, ...]]:
+    """The schema and every row of every table, in a stable order (not the file's bytes)."""
+    with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True) as db:
+        schema = db.execute(
+            "SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY type, name"
+        ).fetchall()
+        content: list[tuple[object, ...]] = [("schema", *row) for row in schema]
+        for (table,) in db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
+        ).fetchall():
+            width = len(db.execute(f'SELECT * FROM "{table}" LIMIT 0').description)
+            order = ", ".join(str(i) for i in range(1, width + 1))
+            rows = db.execute(f'SELECT * FROM "{table}" ORDER BY {order}').fetchall()
+            content += [(table, *row) for row in rows]
+    db.close()
+    return content
+
+
 def test_builds_are_reproducible_across_folders_hash_seeds_and_time_zones(
     tmp_path: Path,
 ) -> None:
-    digests = []
+    digests, zips, databases = [], [], []
     for name, seed, zone in (("a", "1", "UTC"), ("b/deeper", "4242", "Pacific/Kiritimati")):
         root = tmp_path / name
         shutil.copytree(RECORDS, root / "records")
@@ -242,7 +263,9 @@ def test_builds_are_reproducible_across_folders_hash_seeds_and_time_zones(
             capture_output=True,
         )
         digests.append(_digests(root))
-        # HOOK(site): once database.py and archive.py are on main, build
-        # build/coop100.db and build/coop100.zip here too, then compare the zip's
-        # bytes and the database's content (sqlite3 iterdump), not its bytes.
+        zips.append((root / "build" / ZIP_NAME).read_bytes())
+        databases.append(_database_content(root / "build" / DB_NAME))
     assert digests[0] == digests[1]
+    assert zips[0] == zips[1]
+    assert len(databases[0]) > 100  # tables, FTS shadow tables, views and their rows
+    assert databases[0] == databases[1]

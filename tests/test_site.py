@@ -7,12 +7,16 @@ import html
 import io
 import json
 import re
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
-from coop100.database import DESCRIPTOR, VIEWS, csv_resources, read_descriptor
+from coop100.database import DESCRIPTOR, FTS_COLUMNS, VIEWS, csv_resources, read_descriptor
+from coop100.site import settings as site_settings
 from coop100.site.queries import CANNED_QUERIES
 from tests.site_fixtures import DATABASE, SiteClient
 
@@ -55,6 +59,46 @@ def test_landing_page_explains_and_links_every_download(client, site_root):
         response = client.get(link)
         assert response.status_code == 200, link
         assert len(response.content) > 0
+
+
+def test_landing_page_lists_every_table_with_its_row_count(client, package_rows):
+    page = client.get("/").text
+    found = re.findall(
+        r'<td><a href="/coop100/(\w+)">\1</a></td>\s*<td>[^<]*</td>\s*<td>(\d+)</td>', page
+    )
+    assert dict(found) == {name: str(len(rows)) for name, rows in package_rows.items()}
+
+
+def test_landing_page_is_cacheable_and_json_index_is_datasettes(client, package_rows):
+    response = client.get("/")
+    assert response.headers["cache-control"] == f"max-age={site_settings.CACHE_TTL_SECONDS}"
+    assert response.headers["link"].endswith(
+        '/.json; rel="alternate"; type="application/json+datasette"'
+    )
+    index = client.json("/.json")[DATABASE]
+    assert index["tables_count"] == len(package_rows)
+    assert index["views_count"] == len(VIEWS)
+    # FTS5 tables and their shadow tables (_data, _idx, _docsize, _config) are hidden.
+    assert index["hidden_tables_count"] == 5 * len(FTS_COLUMNS)
+
+
+def test_table_pages_link_their_published_files(client, resources):
+    for name in resources:
+        page = client.get(f"/{DATABASE}/{name}").text
+        assert (
+            "Download the published table: "
+            f'<a href="/data/build/csv/{name}.csv" download>CSV</a> · '
+            f'<a href="/data/build/parquet/{name}.parquet" download>Parquet</a>'
+        ) in page, name
+
+
+def test_every_page_loads_the_site_stylesheet(client):
+    for path in ["/", f"/{DATABASE}", f"/{DATABASE}/statements", f"/{DATABASE}/speakers"]:
+        assert '<link rel="stylesheet" href="/-/coop100.css">' in client.get(path).text, path
+    response = client.get("/-/coop100.css")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "text/css; charset=utf-8"
+    assert "dl.column-descriptions" in response.text
 
 
 def test_downloads_are_the_published_bytes(client, site_root, resources):
@@ -134,13 +178,41 @@ def test_foreign_keys_render_as_labels(client, package_rows, resources):
     ("word", "stem"),
     [("displaced", "displac"), ("statistical", "statist"), ("researchers", "research")],
 )
-def test_search_finds_the_statements_on_a_topic(client, package_rows, word, stem):
-    found = {
-        r["statement_id"] for r in _rows(client, f"/{DATABASE}/statements.json?_search={word}")
-    }
+@pytest.mark.parametrize("table", ["statements", "statements_detailed"])
+def test_search_finds_the_statements_on_a_topic(client, package_rows, word, stem, table):
+    found = [r["statement_id"] for r in _rows(client, f"/{DATABASE}/{table}.json?_search={word}")]
     expected = {r["statement_id"] for r in package_rows["statements"] if stem in r["text"].lower()}
-    assert found == expected
+    assert sorted(found) == sorted(expected)
     assert found
+
+
+def test_searched_views_name_a_table_with_full_text_search():
+    views = {v.name: v for v in VIEWS}
+    for view, (table, key) in site_settings.VIEW_SEARCH.items():
+        assert table in FTS_COLUMNS
+        assert views[view].columns[key] == (table, key)
+
+
+def test_the_plugin_does_not_import_pandas():
+    # sqlite_utils imports pandas when installed: ~70 MB more in the served process.
+    code = (
+        "import sys, coop100.site.plugin; "
+        "print(sorted({'sqlite_utils', 'pandas'} & set(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout == "[]\n"
+
+
+def test_view_search_keeps_the_box_filled_and_combines_with_facets(client):
+    everything = _rows(client, f"/{DATABASE}/statements_detailed.json?_search=cooperatives")
+    page = client.get(f"/{DATABASE}/statements_detailed?_search=cooperatives").text
+    assert '<input id="_search" type="search" name="_search" value="cooperatives">' in page
+    assert f"{len(everything)} rows where search matches &#34;cooperatives&#34;" in page
+    talks = _rows(
+        client, f"/{DATABASE}/statements_detailed.json?_search=cooperatives&type=presentation"
+    )
+    assert 0 < len(talks) < len(everything)
+    assert {r["type"] for r in talks} == {"presentation"}
 
 
 def test_every_table_with_text_has_a_search_box(client):
@@ -148,6 +220,8 @@ def test_every_table_with_text_has_a_search_box(client):
     for name in ["statements", "people", "organisations", "person_names", "sources", "topics"]:
         assert metadata[name]["fts_table"] == f"{name}_fts"
         assert 'name="_search"' in client.get(f"/{DATABASE}/{name}").text, name
+    assert 'name="_search"' in client.get(f"/{DATABASE}/statements_detailed").text
+    assert 'name="_search"' not in client.get(f"/{DATABASE}/current_affiliations").text
 
 
 def test_facets_are_on_type_speaker_topic_and_organisation(client):
@@ -220,16 +294,27 @@ def test_speakers_query(client, package_rows):
     )
 
 
-def test_statements_by_topic_query(client, package_rows):
+@pytest.mark.parametrize("topic", ["", "decent-work", "Decent work", "decent WORK"])
+def test_statements_by_topic_query(client, package_rows, topic):
     topics = _by(package_rows["topics"], "topic_id")
-    rows = _query(client, "statements_by_topic")
+    chosen = {
+        t["topic_id"]
+        for t in topics.values()
+        if topic in ("", t["topic_id"]) or topic.lower() == t["label"].lower()
+    }
+    rows = _rows(client, f"/{DATABASE}/statements_by_topic.json?topic={quote(topic)}")
     expected = Counter(
         (topics[r["topic_id"]]["label"], r["statement_id"])
         for r in package_rows["statement_topics"]
+        if r["topic_id"] in chosen
     )
+    assert len(chosen) == (len(topics) if topic == "" else 1)
+    assert expected  # the chosen topic has statements, so an empty result would fail
     assert Counter((r["topic"], r["statement_id"]) for r in rows) == expected
-    assert [r["topic"] for r in rows] == sorted(r["topic"] for r in rows)
-    assert all(r["speaker"] and r["text"] for r in rows)
+
+
+def test_statements_by_topic_query_with_an_unknown_topic_is_empty(client):
+    assert _rows(client, f"/{DATABASE}/statements_by_topic.json?topic=no-such-topic") == []
 
 
 def test_organisation_tree_query(client, package_rows):

@@ -6,6 +6,7 @@ models' field descriptions landed, so the site never holds a second copy.
 
 from __future__ import annotations
 
+from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +71,11 @@ def site_metadata(package_path: Path, downloads: dict[str, Any] | None = None) -
             },
             **_options(view.name, list(view.columns)),
         }
+    for entry in (downloads or {}).get("tables", []):
+        if entry["name"] in tables:
+            tables[entry["name"]]["description_html"] = _with_files(
+                tables[entry["name"]]["description"], entry["files"]
+            )
     licence = (descriptor.get("licenses") or [{}])[0]
     source = (descriptor.get("sources") or [{}])[0]
     metadata: dict[str, Any] = {
@@ -105,6 +111,21 @@ def _table(name: str, resource: dict[str, Any], columns: dict[str, str]) -> dict
         table["fts_table"] = f"{name}_fts"
         table["fts_pk"] = "rowid"
     return table
+
+
+def _with_files(description: str, files: list[dict[str, Any]]) -> str:
+    """The table's description, then links to its published files.
+
+    Datasette's own json/CSV links export the page from SQLite; these are the
+    package's files, with their checksums in datapackage.json.
+    """
+    links = " · ".join(
+        f'<a href="{escape(f["url"])}" download>{escape(f["format"])}</a>' for f in files
+    )
+    return (
+        f"<p>{escape(description)}</p>"
+        f'<p class="coop100-published">Download the published table: {links}</p>'
+    )
 
 
 def _options(name: str, columns: list[str]) -> dict[str, Any]:

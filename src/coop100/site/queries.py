@@ -4,6 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from coop100.site.settings import DATABASE
+
+_BY_TOPIC = (
+    "Each topic with the statements that touch it, who made them and the "
+    "organisation they spoke for. A statement appears once per topic. Leave "
+    "topic empty for every topic, or give one topic's topic_id or label "
+    "(decent-work, or Decent work) from the {topics}."
+)
 CANNED_QUERIES: dict[str, dict[str, Any]] = {
     "speakers": {
         "title": "Who spoke, and in what capacity",
@@ -29,10 +37,11 @@ order by e.start_date, e.event_id, pa.speaking_order
     },
     "statements_by_topic": {
         "title": "Statements by topic",
-        "description": (
-            "Each topic with the statements that touch it, who made them and the "
-            "organisation they spoke for. A statement appears once per topic."
+        "description": _BY_TOPIC.format(topics="topics table"),
+        "description_html": _BY_TOPIC.format(
+            topics=f'<a href="/{DATABASE}/topics">topics table</a>'
         ),
+        "params": ["topic"],
         "sql": """
 select
   t.label as topic,
@@ -44,6 +53,7 @@ select
 from statement_topics st
 join topics t on t.topic_id = st.topic_id
 join statements_detailed sd on sd.statement_id = st.statement_id
+where :topic = '' or st.topic_id = :topic or t.label = :topic collate nocase
 order by t.label, sd.speaking_order is null, sd.speaking_order, sd.statement_id
 """,
     },

@@ -15,6 +15,9 @@ SQL_TIME_LIMIT_MS = 1000
 FACET_TIME_LIMIT_MS = 200
 MAX_RETURNED_ROWS = 1000
 NUM_SQL_THREADS = 3
+# How long browsers and proxies may keep a page: table and query pages (Datasette's
+# default_cache_ttl) and the landing page, which changes only with the package.
+CACHE_TTL_SECONDS = 60
 
 # -- limits (SQLite, set on every connection by coop100.site.plugin) ----------
 
@@ -38,7 +41,17 @@ DATASETTE_SETTINGS: dict[str, int | bool] = {
     "allow_download": True,
     # Suggesting facets runs a query per column on every table page.
     "suggest_facets": False,
-    "default_cache_ttl": 60,
+    "default_cache_ttl": CACHE_TTL_SECONDS,
+}
+
+# -- search --------------------------------------------------------------------
+
+# Views searched through a table's full-text index: view -> (table, key column in both).
+# Datasette 0.65 takes fts_table/fts_pk for a view, but matches fts_pk against the
+# FTS rowid, and the views have no column holding the table's rowid; the plugin's
+# filters_from_request joins through the key instead.
+VIEW_SEARCH: dict[str, tuple[str, str]] = {
+    "statements_detailed": ("statements", "statement_id"),
 }
 
 # -- files (relative to the project root) --------------------------------------
