@@ -13,6 +13,7 @@ import sqlite_utils
 from coop100.archive import package_files, write_zip
 from coop100.database import (
     DESCRIPTOR,
+    FACET_INDEXES,
     FTS_COLUMNS,
     VIEWS,
     DatabaseError,
@@ -20,6 +21,7 @@ from coop100.database import (
     read_descriptor,
 )
 from coop100.site.build import Site
+from coop100.site.metadata import FACETS
 from tests.site_fixtures import copy_package
 
 
@@ -58,6 +60,16 @@ def test_every_foreign_key_column_is_indexed(db, schemas):
         indexed = {tuple(index.columns) for index in db.table(name).indexes}
         for fk in schema.get("foreignKeys", []):
             assert tuple(fk["fields"]) in indexed, (name, fk["fields"])
+
+
+def test_every_faceted_column_is_indexed(db):
+    for table, facets in FACETS.items():
+        if table in db.view_names():
+            continue
+        indexed = {tuple(index.columns) for index in db.table(table).indexes}
+        for facet in facets:
+            assert (facet,) in indexed, (table, facet)
+    assert set(FACET_INDEXES) <= set(db.table_names())
 
 
 def test_foreign_keys_hold(db):

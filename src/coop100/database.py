@@ -48,6 +48,17 @@ FTS_COLUMNS: dict[str, tuple[str, ...]] = {
 }
 FTS_TOKENIZER = "porter"
 
+# Columns indexed besides the foreign keys: those the site facets on, so that at
+# a million statements a facet count reads a covering index, not the whole table.
+FACET_INDEXES: dict[str, tuple[str, ...]] = {
+    "statements": ("type",),
+    "affiliations": ("preferred",),
+    "participations": ("role",),
+    "organisations": ("type",),
+    "sources": ("kind",),
+    "person_names": ("preferred",),
+}
+
 
 class DatabaseError(Exception):
     """The package cannot be loaded into SQLite as it stands."""
@@ -205,6 +216,8 @@ def load_database(package_path: Path, db_path: Path) -> None:
             for fk in resource["schema"].get("foreignKeys", []):
                 for column in _as_list(fk["fields"]):
                     db.table(resource["name"]).create_index([column], if_not_exists=True)
+            for column in FACET_INDEXES.get(resource["name"], ()):
+                db.table(resource["name"]).create_index([column], if_not_exists=True)
         _check_foreign_keys(db)
         names = {r["name"] for r in resources}
         for table, columns in FTS_COLUMNS.items():
