@@ -155,3 +155,24 @@ def test_a_header_that_differs_from_the_schema_is_refused(tmp_path):
     _break(root, "topics", "topic_id,label", "topic,label")
     with pytest.raises(DatabaseError, match=r"topics.csv: header \['topic', 'label'"):
         load_database(root / DESCRIPTOR, tmp_path / "x.db")
+
+
+def test_a_row_with_a_missing_cell_is_refused(tmp_path):
+    root = copy_package(tmp_path)
+    _break(root, "topics", '\n"history",', '\n"history"\n')
+    with pytest.raises(DatabaseError, match=r"topics.csv: .*columns"):
+        load_database(root / DESCRIPTOR, tmp_path / "x.db")
+    assert not (tmp_path / "x.db").exists()
+    assert list(tmp_path.glob(".tmp-*")) == []
+
+
+def test_a_cell_of_the_wrong_type_is_refused_with_its_column(tmp_path):
+    root = copy_package(tmp_path)
+    path = root / "build" / "csv" / "participations.csv"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    header = lines[0].split(",")
+    cells = lines[1].split(",")
+    cells[header.index("speaking_order")] = "first"
+    path.write_text("\n".join([lines[0], ",".join(cells), *lines[2:]]) + "\n", encoding="utf-8")
+    with pytest.raises(DatabaseError, match=r"participations.csv: speaking_order: 'first' is not"):
+        load_database(root / DESCRIPTOR, tmp_path / "x.db")

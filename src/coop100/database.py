@@ -282,29 +282,33 @@ def _insert_rows(db: sqlite_utils.Database, csv_path: Path, resource: dict[str, 
         header = next(csv.reader(io.TextIOWrapper(fh, encoding="utf-8", newline="")), None)
         if header != names:
             raise DatabaseError(f"{csv_path}: header {header} does not match the schema {names}")
-    # pyarrow parses the CSV in C++ with every column as text, so the values
-    # are the same strings csv.reader yields; the casting stays Python's own.
-    reader = pacsv.open_csv(
-        csv_path,
-        read_options=pacsv.ReadOptions(
-            column_names=names, skip_rows=1, block_size=_BLOCK_BYTES, use_threads=False
-        ),
-        parse_options=pacsv.ParseOptions(newlines_in_values=True),
-        convert_options=pacsv.ConvertOptions(
-            column_types=dict.fromkeys(names, pa.string()),
-            strings_can_be_null=False,
-            quoted_strings_can_be_null=False,
-        ),
-    )
     columns = ", ".join(f"[{name}]" for name in names)
     marks = ", ".join("?" * len(names))
     sql = f"insert into [{resource['name']}] ({columns}) values ({marks})"
-    for batch in reader:
-        cast = [
-            _cast_column(batch.column(i).to_pylist(), field, missing, csv_path)
-            for i, field in enumerate(fields)
-        ]
-        db.conn.executemany(sql, zip(*cast, strict=True))
+    # pyarrow parses the CSV in C++ with every column as text, so the values
+    # are the same strings csv.reader yields; the casting stays Python's own.
+    try:
+        reader = pacsv.open_csv(
+            csv_path,
+            read_options=pacsv.ReadOptions(
+                column_names=names, skip_rows=1, block_size=_BLOCK_BYTES, use_threads=False
+            ),
+            parse_options=pacsv.ParseOptions(newlines_in_values=True),
+            convert_options=pacsv.ConvertOptions(
+                column_types=dict.fromkeys(names, pa.string()),
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+        for batch in reader:
+            cast = [
+                _cast_column(batch.column(i).to_pylist(), field, missing, csv_path)
+                for i, field in enumerate(fields)
+            ]
+            db.conn.executemany(sql, zip(*cast, strict=True))
+    except pa.ArrowInvalid as exc:
+        # e.g. a row with more or fewer cells than the header
+        raise DatabaseError(f"{csv_path}: {exc}") from None
 
 
 def _cast_column(
