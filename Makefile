@@ -37,7 +37,7 @@ validate: $(STAMP) ## Validate the published package (frictionless + cross-forma
 serve: $(STAMP) ## Build the SQLite database from the package and serve it on http://127.0.0.1:8001
 	$(BIN)/coop100 serve
 
-bench-serve: $(STAMP) ## Load-check the served site with wrk: req/s, p50, p99 (installs wrk via apt)
+bench-serve: $(STAMP) ## Load-check the served site with wrk: req/s, p50, p95, p99 (installs wrk via apt)
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python benchmarks/serve_load.py
 
@@ -47,9 +47,9 @@ test: $(STAMP) ## Lint, typecheck and run the whole test suite
 
 bad-records: $(STAMP) ## Rewrite the expected errors in tests/bad_records/ (review the diff!)
 	COOP100_REWRITE_BAD_RECORDS=1 $(BIN)/pytest -q tests/test_bad_records.py -k build
-bench: $(STAMP) ## Benchmark 10k/100k/1M statements against the baselines (~15 min; benchmarks/results/)
-	command -v hyperfine >/dev/null || (apt-get update -qq && apt-get install -y -qq hyperfine wrk)
-	$(BIN)/python benchmarks/run.py --sizes 10000 100000 1000000
+bench: $(STAMP) ## Benchmark 10k/100k/1M statements against the baselines, then serving (~45 min; benchmarks/results/)
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(BIN)/python benchmarks/run.py --sizes 10000 100000 1000000 --frictionless-timeout 1800 --serve
 
 upgrade: ## Re-resolve the newest allowed dependencies and rewrite constraints.txt
 	rm -rf .venv-upgrade

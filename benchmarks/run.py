@@ -31,9 +31,10 @@ ROOT = HERE.parent
 BIN = Path(sys.executable).parent
 WORK = HERE / "work"
 RESULTS = HERE / "results"
-# The third-party modules `coop100 build` imports for the real package: the
-# start-up floor. (pyarrow.parquet imports pandas itself when it is installed,
-# as it is for frictionless; the build no longer imports frictionless.)
+# The third-party modules `coop100 build` imports for the real package (python
+# -X importtime): the start-up floor. pyarrow.parquet and sqlite_utils import
+# pandas themselves when it is installed, as it is for frictionless;
+# pq.read_table imports pyarrow.dataset; the build does not import frictionless.
 DEPENDENCIES = (
     "pydantic",
     "yaml",
@@ -43,8 +44,11 @@ DEPENDENCIES = (
     "pyarrow.csv",
     "pyarrow.json",
     "pyarrow.parquet",
+    "pyarrow.dataset",
     "pandas",
+    "sqlite_utils",
 )
+NAIVE = ("naive: sqlite-utils insert", "naive: frictionless validate")
 
 
 def run(command: list[str], timeout: float | None = None, **kwargs: Any) -> dict[str, Any]:
@@ -88,6 +92,8 @@ def stages(root: Path) -> dict[str, Any]:
     import pyarrow.parquet as pq
 
     from coop100 import bulk, package, settings, validate
+    from coop100.archive import write_zip
+    from coop100.database import load_database
     from coop100.models import MODEL_BY_TABLE, MODELS, Source
     from coop100.records import load_records
     from coop100.tables import table_schema, to_arrow
@@ -185,14 +191,12 @@ def stages(root: Path) -> dict[str, Any]:
     shutil.rmtree(floor_dir)
     del tables
 
-    try:
-        from coop100.database import load_database  # type: ignore[attr-defined]
-    except ImportError:
-        out["load SQLite"] = {"seconds": None, "note": "coop100.database not on this branch yet"}
-    else:
-        start = time.perf_counter()
-        load_database(out_dir, root / "stages.db")
-        mark("load SQLite", start)
+    start = time.perf_counter()
+    load_database(out_dir, root / "stages.db")
+    mark("load SQLite (keys, indexes, FTS)", start)
+    start = time.perf_counter()
+    write_zip(out_dir / settings.DESCRIPTOR, root / "stages.zip")
+    mark("write zip", start)
 
     start = time.perf_counter()
     problems = validate.validate_package(out_dir, engine="columnar")
@@ -203,7 +207,9 @@ def stages(root: Path) -> dict[str, Any]:
 # -- one size ----------------------------------------------------------------------------
 
 
-def bench_size(statements: int, frictionless_timeout: float, work: Path) -> dict[str, Any]:
+def bench_size(
+    statements: int, frictionless_timeout: float, work: Path, reuse: dict[str, Any] | None = None
+) -> dict[str, Any]:
     root = work / str(statements)
     synth = run(
         [
@@ -227,6 +233,11 @@ def bench_size(statements: int, frictionless_timeout: float, work: Path) -> dict
         if outcome["rc"] != 0:
             raise SystemExit(f"coop100 {command} failed at {statements}:\n{outcome['output']}")
         result[f"coop100 {command}"] = outcome
+    if reuse is not None and all(name in reuse for name in NAIVE):
+        # The baselines do not run our code: same seeded archive, same numbers.
+        for name in NAIVE:
+            result[name] = dict(reuse[name]) | {"reused": True}
+        return _clean(result)
     db = root / "naive.db"
     db.unlink(missing_ok=True)
     csvs = sorted((root / "build" / "csv").glob("*.csv"))
@@ -246,6 +257,10 @@ def bench_size(statements: int, frictionless_timeout: float, work: Path) -> dict
             cwd=root,
         )
     )
+    return _clean(result)
+
+
+def _clean(result: dict[str, Any]) -> dict[str, Any]:
     for entry in result.values():
         if isinstance(entry, dict):
             entry.pop("output", None)
@@ -304,7 +319,10 @@ def _cell(entry: dict[str, Any] | None) -> str:
             return f"> {entry['timed_out_after']:.0f} s (stopped)"
         return entry.get("note", "–")
     peak = entry.get("peak_mb")
-    return f"{entry['seconds']:.2f} s / {peak:.0f} MB" if peak else f"{entry['seconds']:.2f} s"
+    mark = " †" if entry.get("reused") else ""
+    if peak:
+        return f"{entry['seconds']:.2f} s / {peak:.0f} MB{mark}"
+    return f"{entry['seconds']:.2f} s{mark}"
 
 
 def markdown(results: dict[str, Any]) -> str:
@@ -346,6 +364,12 @@ def markdown(results: dict[str, Any]) -> str:
         ),
     ):
         lines.append(f"| {label} | " + " | ".join(ratio(s) for s in sizes) + " |")
+    if any(s.get(name, {}).get("reused") for s in sizes for name in NAIVE):
+        lines += [
+            "",
+            "† baseline taken from an earlier run on the same seeded archive (`--naive-from`);",
+            "it runs none of our code.",
+        ]
     start = results.get("startup")
     if start:
         lines += [
@@ -354,6 +378,10 @@ def markdown(results: dict[str, Any]) -> str:
             f"{start['coop100 build (real package)']:.2f} s, importing its dependencies "
             f"{start['import dependencies']:.2f} s: ratio {start['ratio']}.",
         ]
+    if results.get("serve"):
+        from serve_load import markdown as serve_markdown
+
+        lines += ["", "## Serving", "", serve_markdown(results["serve"]).rstrip()]
     return "\n".join(lines) + "\n"
 
 
@@ -392,6 +420,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--work", type=Path, default=WORK, help="where archives are written")
     parser.add_argument("--skip-startup", action="store_true", help="skip the start-up floor")
+    parser.add_argument(
+        "--naive-from", type=Path, help="reuse the naive baselines of this results.json per size"
+    )
+    parser.add_argument(
+        "--serve", action="store_true", help="then load-test serving the largest size (wrk)"
+    )
     parser.add_argument("--stages", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.stages:
@@ -403,10 +437,20 @@ def main() -> None:
         "startup": None if args.skip_startup else startup(args.work),
         "sizes": [],
     }
+    earlier = {}
+    if args.naive_from:
+        earlier = {s["statements"]: s for s in json.loads(args.naive_from.read_text())["sizes"]}
     for size in args.sizes:
-        results["sizes"].append(bench_size(size, args.frictionless_timeout, args.work))
+        results["sizes"].append(
+            bench_size(size, args.frictionless_timeout, args.work, earlier.get(size))
+        )
         print(json.dumps(results["sizes"][-1], indent=1)[:2000], file=sys.stderr)
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.serve:
+        largest = args.work / str(max(args.sizes))
+        command = [sys.executable, str(HERE / "serve_load.py"), "--root", str(largest)]
+        subprocess.run([*command, "--baseline", "--out", str(args.out)], check=True)
+        results["serve"] = json.loads((args.out / "serve.json").read_text())
     (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     (args.out / "results.md").write_text(markdown(results))
     print(markdown(results))

@@ -1,96 +1,277 @@
-"""Load check of the served site: requests per second and p50/p99 latency, with wrk.
+"""Load check of the served site: requests per second and p50/p95/p99 latency, with wrk.
 
-Starts `coop100 serve` on a free loopback port, runs wrk against the landing
-page, a table page, a search and a canned query, and prints one line each.
-This is a measurement, not a test: nothing here asserts on timings.
+Starts `coop100 serve` (the same plugin, immutable database, inspect file and
+metadata) on a free loopback port for a built project folder, runs wrk against
+a table page with its facets, a filtered page, a full-text search, a row page
+and every canned query, and prints one line each. With --baseline it then
+serves a copy of the same database without the foreign-key indexes and the
+full-text tables, the database a plain `sqlite-utils insert` would give, and
+measures the same pages (the search as `text__contains`, the only search that
+copy has). This is a measurement, not a test: nothing here asserts on timings.
 
-Usage: python benchmarks/serve_load.py [--seconds 10] [--connections 8]
+Example:
+
+    python benchmarks/serve_load.py --root benchmarks/work/1000000 --baseline --out results
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import re
 import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
+
+from coop100.site.queries import CANNED_QUERIES
 
 ROOT = Path(__file__).resolve().parent.parent
-PATHS = {
-    "landing page": "/",
-    "table page": "/coop100/statements",
-    "search": "/coop100/statements?_search=displaced",
-    "canned query": "/coop100/speakers",
-}
-# wrk prints its latency distribution only with --latency; this script reports p50 and p99.
-_PERCENTILE = re.compile(r"^\s*(50|99)(?:\.0+)?%\s+([\d.]+)(us|ms|s)\s*$", re.M)
-_UNIT = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+# wrk's own summary has no p95; this script prints the percentiles in microseconds.
+_LUA = """
+done = function(summary, latency, requests)
+  for _, p in ipairs({50, 95, 99}) do
+    io.write(string.format("p%d %d\\n", p, latency:percentile(p)))
+  end
+end
+"""
+_PACKAGE = ("datapackage.json", "schemas", "build/csv", "build/parquet")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seconds", type=int, default=10)
-    parser.add_argument("--connections", type=int, default=8)
-    parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args()
-    wrk = shutil.which("wrk")
-    if wrk is None:
-        sys.exit("wrk is missing: apt-get install wrk (make bench-serve does it)")
+def pages(db_path: Path, baseline: bool = False) -> dict[str, str]:
+    """Return the pages to load, with ids picked from the database itself."""
+    db = sqlite3.connect(f"file:{db_path}?immutable=1", uri=True)
+    try:
+        # The speaker with the most statements: the heaviest filtered page.
+        (person,) = db.execute(
+            "select person_id from statements where person_id is not null "
+            "group by person_id order by count(*) desc, person_id limit 1"
+        ).fetchone()
+        count = db.execute("select count(*) from statements").fetchone()[0]
+        (statement,) = db.execute(
+            "select statement_id from statements limit 1 offset ?", [count // 2]
+        ).fetchone()
+    finally:
+        db.close()
+    search = "text__contains=displace" if baseline else "_search=displaced"
+    found: dict[str, str] = {
+        "table page with facets": "/coop100/statements",
+        "filtered page": f"/coop100/statements?person_id={person}",
+        "filtered page (statement_topics)": "/coop100/statement_topics?topic_id=history",
+        "search (rare word)": f"/coop100/statements?{search}",
+        "search (common word)": "/coop100/statements?"
+        + ("text__contains=housing" if baseline else "_search=housing"),
+        "row page": f"/coop100/statements/{statement}",
+    }
+    for name in CANNED_QUERIES:
+        found[f"canned: {name}"] = f"/coop100/{name}"
+    return found
+
+
+def strip_database(root: Path, target: Path) -> Path:
+    """Copy root's package and database to target without FK indexes and FTS tables."""
+    for name in _PACKAGE:
+        source = root / name
+        if source.is_dir():
+            shutil.copytree(source, target / name, copy_function=os.link)
+        else:
+            os.link(source, target / name)
+    db_path = target / "build" / "coop100.db"
+    shutil.copyfile(root / "build" / "coop100.db", db_path)
+    shutil.copyfile(root / "build" / "coop100.zip", target / "build" / "coop100.zip")
+    db = sqlite3.connect(db_path)
+    names = db.execute(
+        "select type, name from sqlite_master where (type = 'index' and name like 'idx_%') "
+        "or (type = 'table' and name like '%_fts')"
+    ).fetchall()
+    for kind, name in names:
+        db.execute(f"drop {kind} if exists [{name}]")
+    db.commit()
+    db.execute("vacuum")
+    db.close()
+    return db_path
+
+
+def measure(root: Path, paths: dict[str, str], args: argparse.Namespace) -> dict[str, Any]:
+    """Serve root with `coop100 serve` and run wrk against each path."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     base = f"http://127.0.0.1:{port}"
     server = subprocess.Popen(
-        [sys.executable, "-m", "coop100", "serve", "--root", str(ROOT), "--port", str(port)],
+        [sys.executable, "-m", "coop100", "serve", "--root", str(root), "--port", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    try:
-        _wait(base)
-        print(f"wrk -t{args.threads} -c{args.connections} -d{args.seconds}s against {base}")
-        print(f"{'page':<14} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}  path")
-        for name, path in PATHS.items():
-            out = subprocess.run(
-                [
-                    wrk,
-                    f"-t{args.threads}",
-                    f"-c{args.connections}",
-                    f"-d{args.seconds}s",
-                    "--latency",
-                    base + path,
-                ],
-                check=True,
-                capture_output=True,
-                text=True,
-            ).stdout
-            rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-            pct = {p: float(v) * _UNIT[u] for p, v, u in _PERCENTILE.findall(out)}
-            errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-            note = f"  ({errors.group(1)} non-2xx)" if errors else ""
-            print(f"{name:<14} {rps:>9.1f} {pct['50']:>8.2f} {pct['99']:>8.2f}  {path}{note}")
-        status = Path(f"/proc/{server.pid}/status")
-        if status.exists():
+    results: dict[str, Any] = {}
+    with tempfile.NamedTemporaryFile("w", suffix=".lua") as lua:
+        lua.write(_LUA)
+        lua.flush()
+        try:
+            _wait(base, server)
+            for name, path in paths.items():
+                results[name] = _wrk(base + path, lua.name, args) | {"path": path}
+                results[name]["status"] = _status(base + path)
+                print(_line(name, results[name]), flush=True)
+            status = Path(f"/proc/{server.pid}/status")
             peak = re.search(r"VmHWM:\s+(\d+) kB", status.read_text())
-            print(f"server peak RSS: {int(peak.group(1)) // 1024} MB" if peak else "")
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
+            results["server peak MB"] = int(peak.group(1)) // 1024 if peak else None
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    return results
 
 
-def _wait(base: str) -> None:
-    deadline = time.monotonic() + 30
+def _wrk(url: str, lua: str, args: argparse.Namespace) -> dict[str, Any]:
+    out = subprocess.run(
+        [
+            args.wrk,
+            f"-t{args.threads}",
+            f"-c{args.connections}",
+            f"-d{args.seconds}s",
+            "--timeout",
+            "30s",
+            "-s",
+            lua,
+            url,
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    total = re.search(r"(\d+) requests in", out)
+    entry: dict[str, Any] = {
+        "req_per_s": float(rps.group(1)) if rps else None,
+        "requests": int(total.group(1)) if total else None,
+        "non_2xx": int(errors.group(1)) if errors else 0,
+    }
+    for p, micros in re.findall(r"^p(\d+) (\d+)$", out, re.M):
+        entry[f"p{p}_ms"] = round(int(micros) / 1000, 2)
+    return entry
+
+
+def _status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+
+
+def _line(name: str, entry: dict[str, Any]) -> str:
+    note = f"  (HTTP {entry['status']}, {entry['non_2xx']} non-2xx)" if entry["non_2xx"] else ""
+    return (
+        f"{name:<34} {entry['req_per_s'] or 0:>8.1f} {entry.get('p50_ms', 0):>8.1f} "
+        f"{entry.get('p95_ms', 0):>8.1f} {entry.get('p99_ms', 0):>8.1f}{note}"
+    )
+
+
+def _wait(base: str, server: subprocess.Popen[bytes]) -> None:
+    # At 1M statements `coop100 serve` hashes the database for the inspect file first.
+    deadline = time.monotonic() + 600
     while True:
         try:
             with urllib.request.urlopen(base + "/-/versions.json", timeout=1):
                 return
         except OSError:
-            if time.monotonic() > deadline:
+            if server.poll() is not None or time.monotonic() > deadline:
                 sys.exit("coop100 serve did not start")
             time.sleep(0.2)
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """Return the results as a Markdown table, baseline beside the indexed database."""
+    indexed, baseline = results["indexed"], results.get("baseline") or {}
+    lines = [
+        f"Serving {results['root']} ({results['statements']:,} statements) with "
+        f"`wrk -t{results['threads']} -c{results['connections']} -d{results['seconds']}s`; "
+        "latency in ms. Baseline: the same database without foreign-key indexes or "
+        "full-text tables (its search is `text__contains`).",
+        "",
+        "| page | req/s | p50 | p95 | p99 | baseline p50 | baseline p95 | speed-up p50 / p95 |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, entry in indexed.items():
+        if not isinstance(entry, dict):
+            continue
+        base = baseline.get(name, {})
+        cells = [f"{entry['req_per_s']:.1f}"] + [f"{entry.get(p, 0):.1f}" for p in _PCTS]
+        if base:
+            cells += [f"{base.get('p50_ms', 0):.1f}{_flag(base)}", f"{base.get('p95_ms', 0):.1f}"]
+            cells.append(" / ".join(_speedup(base, entry, p) for p in ("p50_ms", "p95_ms")))
+        else:
+            cells += ["–", "–", "–"]
+        lines.append(f"| {name}{_flag(entry)} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "HTTP 400: Datasette stopped the query at sql_time_limit_ms (1 s); the page "
+        "says the query took too long.",
+        f"Server peak RSS: {indexed.get('server peak MB')} MB.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+_PCTS = ("p50_ms", "p95_ms", "p99_ms")
+
+
+def _speedup(base: dict[str, Any], entry: dict[str, Any], key: str) -> str:
+    if base.get(key) and entry.get(key) and not _flag(base) and not _flag(entry):
+        return f"{base[key] / entry[key]:.0f}x"
+    return "–"
+
+
+def _flag(entry: dict[str, Any]) -> str:
+    return f" (HTTP {entry['status']})" if entry.get("status", 200) != 200 else ""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--root", type=Path, default=ROOT, help="a built project folder")
+    parser.add_argument("--baseline", action="store_true", help="also serve it unindexed")
+    parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--connections", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", type=Path, help="write serve.json and serve.md here")
+    args = parser.parse_args()
+    args.wrk = shutil.which("wrk")
+    if args.wrk is None:
+        sys.exit("wrk is missing: apt-get install wrk (make bench-serve does it)")
+    root = args.root.resolve()
+    db_path = root / "build" / "coop100.db"
+    if not db_path.exists():
+        subprocess.run([sys.executable, "-m", "coop100", "build", "--root", str(root)], check=True)
+    with sqlite3.connect(f"file:{db_path}?immutable=1", uri=True) as db:
+        statements = db.execute("select count(*) from statements").fetchone()[0]
+    results: dict[str, Any] = {
+        "root": str(args.root),
+        "statements": statements,
+        "seconds": args.seconds,
+        "connections": args.connections,
+        "threads": args.threads,
+    }
+    print(f"wrk -t{args.threads} -c{args.connections} -d{args.seconds}s, {statements:,} statements")
+    print(f"{'page':<34} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}")
+    results["indexed"] = measure(root, pages(db_path), args)
+    if args.baseline:
+        with tempfile.TemporaryDirectory(dir=root.parent) as tmp:
+            print("baseline: no foreign-key indexes, no full-text search")
+            stripped = strip_database(root, Path(tmp))
+            results["baseline"] = measure(Path(tmp), pages(stripped, baseline=True), args)
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "serve.json").write_text(json.dumps(results, indent=2) + "\n")
+        (args.out / "serve.md").write_text(markdown(results))
 
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +23,7 @@ from coop100 import bulk, fastcheck, validate
 from coop100.models import MODEL_BY_TABLE
 from coop100.package import build_package, file_digest
 from coop100.records import Records, RecordsError
+from coop100.site.queries import CANNED_QUERIES
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -281,5 +284,41 @@ def test_benchmark_runs_on_a_tiny_archive(tmp_path: Path) -> None:
     )
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["sizes"][0]["rows"]["statements"] == 200
-    assert "| coop100 build |" in (tmp_path / "results.md").read_text()
+    table = (tmp_path / "results.md").read_text()
+    for row in ("coop100 build", "load SQLite (keys, indexes, FTS)", "write zip"):
+        assert f"| {row} |" in table
     assert "statements" in completed.stdout
+
+
+def test_serve_load_runs_on_a_tiny_archive(tmp_path: Path) -> None:
+    if shutil.which("wrk") is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("wrk is missing (.ci/run installs it)")
+        pytest.skip("wrk is not installed")
+    root = tmp_path / "archive"
+    synth.write_archive(root, 200)
+    subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "serve_load.py"),
+            "--root",
+            str(root),
+            "--baseline",
+            "--seconds",
+            "1",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=600,
+    )
+    results = json.loads((tmp_path / "serve.json").read_text())
+    assert results["statements"] == 200 + 16
+    pages = {name for name in results["indexed"] if name != "server peak MB"}
+    assert set(results["baseline"]) - {"server peak MB"} == pages
+    assert {f"canned: {name}" for name in CANNED_QUERIES} <= pages
+    assert results["indexed"]["row page"]["status"] == 200
+    assert results["indexed"]["search (rare word)"]["status"] == 200
+    assert "| filtered page |" in (tmp_path / "serve.md").read_text()

@@ -13,6 +13,7 @@ import sqlite_utils
 from coop100.archive import package_files, write_zip
 from coop100.database import (
     DESCRIPTOR,
+    FACET_INDEXES,
     FTS_COLUMNS,
     VIEWS,
     DatabaseError,
@@ -20,6 +21,7 @@ from coop100.database import (
     read_descriptor,
 )
 from coop100.site.build import Site
+from coop100.site.metadata import FACETS
 from tests.site_fixtures import copy_package
 
 
@@ -58,6 +60,16 @@ def test_every_foreign_key_column_is_indexed(db, schemas):
         indexed = {tuple(index.columns) for index in db.table(name).indexes}
         for fk in schema.get("foreignKeys", []):
             assert tuple(fk["fields"]) in indexed, (name, fk["fields"])
+
+
+def test_every_faceted_column_is_indexed(db):
+    for table, facets in FACETS.items():
+        if table in db.view_names():
+            continue
+        indexed = {tuple(index.columns) for index in db.table(table).indexes}
+        for facet in facets:
+            assert (facet,) in indexed, (table, facet)
+    assert set(FACET_INDEXES) <= set(db.table_names())
 
 
 def test_foreign_keys_hold(db):
@@ -142,4 +154,25 @@ def test_a_header_that_differs_from_the_schema_is_refused(tmp_path):
     root = copy_package(tmp_path)
     _break(root, "topics", "topic_id,label", "topic,label")
     with pytest.raises(DatabaseError, match=r"topics.csv: header \['topic', 'label'"):
+        load_database(root / DESCRIPTOR, tmp_path / "x.db")
+
+
+def test_a_row_with_a_missing_cell_is_refused(tmp_path):
+    root = copy_package(tmp_path)
+    _break(root, "topics", '\n"history",', '\n"history"\n')
+    with pytest.raises(DatabaseError, match=r"topics.csv: .*columns"):
+        load_database(root / DESCRIPTOR, tmp_path / "x.db")
+    assert not (tmp_path / "x.db").exists()
+    assert list(tmp_path.glob(".tmp-*")) == []
+
+
+def test_a_cell_of_the_wrong_type_is_refused_with_its_column(tmp_path):
+    root = copy_package(tmp_path)
+    path = root / "build" / "csv" / "participations.csv"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    header = lines[0].split(",")
+    cells = lines[1].split(",")
+    cells[header.index("speaking_order")] = "first"
+    path.write_text("\n".join([lines[0], ",".join(cells), *lines[2:]]) + "\n", encoding="utf-8")
+    with pytest.raises(DatabaseError, match=r"participations.csv: speaking_order: 'first' is not"):
         load_database(root / DESCRIPTOR, tmp_path / "x.db")

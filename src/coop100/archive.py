@@ -9,6 +9,8 @@ from pathlib import Path
 ZIP_NAME = "coop100.zip"
 # Zip cannot store dates before 1980; a fixed stamp keeps the bytes reproducible.
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)
+# zlib's default: level 9 takes 1.7x as long for a zip 1% smaller (1M statements).
+_LEVEL = 6
 
 
 def package_files(package_path: Path) -> list[str]:
@@ -34,6 +36,6 @@ def write_zip(package_path: Path, zip_path: Path) -> Path:
             info.compress_type = zipfile.ZIP_DEFLATED
             info.create_system = 3  # Unix, whatever the host
             info.external_attr = 0o644 << 16
-            archive.writestr(info, (root / name).read_bytes(), compresslevel=9)
+            archive.writestr(info, (root / name).read_bytes(), compresslevel=_LEVEL)
     tmp_path.replace(zip_path)
     return zip_path

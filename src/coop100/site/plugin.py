@@ -261,16 +261,24 @@ def render_cell(value: Any, column: str, table: str | None, database: str, datas
         return None
     if isinstance(value, dict):
         return None
+    known = _FOREIGN_KEYS.get((database, table))
+    if known is not None and all(f["column"] != column for f in known):
+        # Most cells: no coroutine, no query (a 1M-statement table page has ~400 cells).
+        return None
 
     async def link() -> Markup | None:
         db = datasette.get_database(database)
-        fk = next(
-            (f for f in await db.foreign_keys_for_table(table) if f["column"] == column), None
-        )
+        # The database is immutable, so its keys and label columns are read once.
+        fks = _FOREIGN_KEYS.get((database, table))
+        if fks is None:
+            fks = _FOREIGN_KEYS[(database, table)] = await db.foreign_keys_for_table(table)
+        fk = next((f for f in fks if f["column"] == column), None)
         if fk is None:
             return None
         other = fk["other_table"]
-        label_column = await db.label_column_for_table(other)
+        if (database, other) not in _LABEL_COLUMNS:
+            _LABEL_COLUMNS[(database, other)] = await db.label_column_for_table(other)
+        label_column = _LABEL_COLUMNS[(database, other)]
         label = None
         if label_column:
             result = await db.execute(
