@@ -19,6 +19,7 @@ CANNED_QUERIES: dict[str, dict[str, Any]] = {
             "Everyone who took part in each event, in speaking order, with the job title "
             "and organisation the package prefers for them (the organiser's own wording)."
         ),
+        # CROSS JOIN: events in date order first, so rows stream from the index.
         "sql": """
 select
   e.name as event,
@@ -27,9 +28,9 @@ select
   pa.role,
   a.role as title,
   o.name as organisation
-from participations pa
+from events e
+cross join participations pa on pa.event_id = e.event_id
 join people p on p.person_id = pa.person_id
-join events e on e.event_id = pa.event_id
 left join affiliations a on a.affiliation_id = pa.affiliation_id
 left join organisations o on o.organisation_id = a.organisation_id
 order by e.start_date, e.event_id, pa.speaking_order
@@ -42,19 +43,30 @@ order by e.start_date, e.event_id, pa.speaking_order
             topics=f'<a href="/{DATABASE}/topics">topics table</a>'
         ),
         "params": ["topic"],
+        # The speaker and organisation as statements_detailed gives them, from the
+        # tables: CROSS JOIN fixes the loop order (topics, then events by date, then
+        # their statements) so that at a million statements rows come in index order
+        # and only one event's statements are sorted at a time.
         "sql": """
 select
   t.label as topic,
-  sd.statement_id,
-  sd.speaker,
-  sd.organisation,
-  sd.type,
-  sd.text
-from statement_topics st
-join topics t on t.topic_id = st.topic_id
-join statements_detailed sd on sd.statement_id = st.statement_id
-where :topic = '' or st.topic_id = :topic or t.label = :topic collate nocase
-order by t.label, sd.speaking_order is null, sd.speaking_order, sd.statement_id
+  s.statement_id,
+  coalesce(p.name, so.name) as speaker,
+  coalesce(ao.name, so.name) as organisation,
+  s.type,
+  s.text
+from topics t
+cross join events e
+cross join statements s on s.event_id = e.event_id
+cross join statement_topics st on st.statement_id = s.statement_id and st.topic_id = t.topic_id
+left join people p on p.person_id = s.person_id
+left join organisations so on so.organisation_id = s.organisation_id
+left join participations pa on pa.person_id = s.person_id and pa.event_id = s.event_id
+left join affiliations a on a.affiliation_id = pa.affiliation_id
+left join organisations ao on ao.organisation_id = a.organisation_id
+where :topic = '' or t.topic_id = :topic or t.label = :topic collate nocase
+order by t.label, t.topic_id, e.start_date, e.event_id,
+  pa.speaking_order is null, pa.speaking_order, s.statement_id
 """,
     },
     "organisation_tree": {
@@ -85,40 +97,51 @@ order by path
             "claim_key) and people whose name the sources spell differently, each claim "
             "with its source and whether the package prefers it."
         ),
+        # No ORDER BY over the union: SQLite would sort both halves whole before
+        # returning a row. Each half is read in its key's index order ('name-of-'
+        # || person_id sorts as person_id does), and UNION ALL returns the first
+        # half, the affiliations, before the second, as 'affiliation' < 'name'.
         "sql": """
-select
-  'affiliation' as kind,
-  a.claim_key as fact,
-  p.name as person,
-  trim(coalesce(a.role, '') || coalesce(', ' || o.name, ''), ', ') as claim,
-  a.preferred,
-  s.label as source,
-  s.url as source_url,
-  a.note
-from affiliations a
-join people p on p.person_id = a.person_id
-left join organisations o on o.organisation_id = a.organisation_id
-join sources s on s.source_id = a.source_id
-where a.claim_key in (
-  select claim_key from affiliations group by claim_key having count(*) > 1
+select * from (
+  select
+    'affiliation' as kind,
+    a.claim_key as fact,
+    p.name as person,
+    trim(coalesce(a.role, '') || coalesce(', ' || o.name, ''), ', ') as claim,
+    a.preferred,
+    s.label as source,
+    s.url as source_url,
+    a.note
+  from affiliations a
+  join people p on p.person_id = a.person_id
+  left join organisations o on o.organisation_id = a.organisation_id
+  join sources s on s.source_id = a.source_id
+  where exists (
+    select 1 from affiliations rival
+    where rival.claim_key = a.claim_key and rival.affiliation_id <> a.affiliation_id
+  )
+  order by a.claim_key, a.preferred desc, s.label
 )
 union all
-select
-  'name',
-  'name-of-' || pn.person_id,
-  p.name,
-  pn.name,
-  pn.preferred,
-  s.label,
-  s.url,
-  null
-from person_names pn
-join people p on p.person_id = pn.person_id
-join sources s on s.source_id = pn.source_id
-where pn.person_id in (
-  select person_id from person_names group by person_id having count(distinct name) > 1
+select * from (
+  select
+    'name',
+    'name-of-' || pn.person_id,
+    p.name,
+    pn.name,
+    pn.preferred,
+    s.label,
+    s.url,
+    null
+  from person_names pn
+  join people p on p.person_id = pn.person_id
+  join sources s on s.source_id = pn.source_id
+  where exists (
+    select 1 from person_names other
+    where other.person_id = pn.person_id and other.name <> pn.name
+  )
+  order by pn.person_id, pn.preferred desc, s.label
 )
-order by kind, fact, preferred desc, source
 """,
     },
     "speaking_order": {
@@ -137,9 +160,9 @@ select
     where s.person_id = pa.person_id and s.event_id = pa.event_id
   ) as statements,
   pa.note
-from participations pa
+from events e
+cross join participations pa on pa.event_id = e.event_id
 join people p on p.person_id = pa.person_id
-join events e on e.event_id = pa.event_id
 where e.type = 'webinar'
 order by e.start_date, pa.speaking_order
 """,
