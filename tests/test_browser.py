@@ -72,7 +72,7 @@ def test_landing_page_and_a_download(page, site_root):
 def test_table_page_shows_facets(page, package_rows):
     page.goto(f"/{DATABASE}/statements")
     facets = page.locator(".facet-info")
-    assert facets.count() == 2
+    assert facets.count() == 3
     type_facet = page.locator('.facet-info[data-column="type"]')
     types = {r["type"] for r in package_rows["statements"]}
     assert type_facet.locator("li").count() >= len(types)

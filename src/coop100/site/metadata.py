@@ -30,11 +30,8 @@ SORT: dict[str, str] = {
     "current_affiliations": "person",
 }
 
-# Not person_id on statements: at a million statements its count (100k speakers)
-# costs as much as the rest of the page; ?_facet=person_id still gives it, and
-# statements_detailed facets on speaker.
 FACETS: dict[str, list[str | dict[str, str]]] = {
-    "statements": ["type", "organisation_id"],
+    "statements": ["type", "person_id", "organisation_id"],
     "statements_detailed": ["type", "speaker", "organisation", {"array": "topics"}],
     "statement_topics": ["topic_id"],
     "affiliations": ["person_id", "organisation_id", "preferred"],
