@@ -96,7 +96,7 @@ def stages(root: Path) -> dict[str, Any]:
     from coop100.database import load_database
     from coop100.models import MODEL_BY_TABLE, MODELS, Source
     from coop100.records import load_records
-    from coop100.tables import table_schema, to_arrow
+    from coop100.tables import table_schema
 
     out: dict[str, Any] = {}
 
@@ -135,20 +135,9 @@ def stages(root: Path) -> dict[str, Any]:
     start = time.perf_counter()
     tables = {}
     for model in MODELS:
-        located = records.tables[model.table]
-        part = to_arrow(model, [loc.record for loc in located])
-        parts = [
-            part.append_column(
-                "_path", pa.array([loc.path for loc in located], pa.string())
-            ).append_column("_line", pa.array([loc.line for loc in located], pa.int64()))
-        ]
+        parts = [bulk.located_yaml(model, records.tables[model.table])]
         if model.table in published:
-            n = published[model.table].num_rows
-            parts.append(
-                published.pop(model.table)
-                .append_column("_path", pa.array(["bulk"] * n, pa.string()))
-                .append_column("_line", pa.array(range(1, n + 1), pa.int64()))
-            )
+            parts.append(bulk.located_bulk(published.pop(model.table), "bulk"))
         tables[model.table] = pa.concat_tables(parts)
     mark("build Arrow tables", start)
 

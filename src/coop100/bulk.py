@@ -32,12 +32,16 @@ from pydantic import ValidationError
 from . import models
 from .models import MODELS, Record, Source
 from .records import (
+    PARENT_LINKS,
+    Located,
     Problem,
     RecordsError,
     _Mapping,
     _model_problems,
     _show,
     load_records,
+    loop_message,
+    loops_back,
 )
 from .tables import _metadata, _unwrap, arrow_schema, columns, to_arrow
 
@@ -360,6 +364,23 @@ def bulk_files(records_dir: Path) -> dict[str, Path]:
     return {p.stem: p for p in sorted(folder.glob(f"*{BULK_SUFFIX}"))} if folder.is_dir() else {}
 
 
+def located_yaml(model: type[Record], located: list[Located]) -> pa.Table:
+    """YAML records as an Arrow table, with the _path and _line the checks report."""
+    return (
+        to_arrow(model, [loc.record for loc in located])
+        .append_column("_path", pa.array([loc.path for loc in located], pa.string()))
+        .append_column("_line", pa.array([loc.line for loc in located], pa.int64()))
+    )
+
+
+def located_bulk(table: pa.Table, shown: str) -> pa.Table:
+    """A bulk table with _path (the file as shown) and _line (1-based) appended."""
+    n = table.num_rows
+    return table.append_column(
+        "_path", pa.repeat(pa.scalar(shown), n).cast(pa.string())
+    ).append_column("_line", pa.array(range(1, n + 1), pa.int64()))
+
+
 def read_tables(records_dir: Path) -> Tables:
     """Read records/ (YAML, and bulk JSON Lines if any) into checked Arrow tables.
 
@@ -387,25 +408,14 @@ def read_tables(records_dir: Path) -> Tables:
             )
     tables: dict[str, pa.Table] = {}
     for model in MODELS:
-        located = records.tables[model.table]
-        yaml_part = to_arrow(model, [loc.record for loc in located])
-        parts = [
-            yaml_part.append_column(
-                "_path", pa.array([loc.path for loc in located], pa.string())
-            ).append_column("_line", pa.array([loc.line for loc in located], pa.int64()))
-        ]
+        parts = [located_yaml(model, records.tables[model.table])]
         bulk_path = files.get(model.table)
         if bulk_path is not None and model.table in BULK_TABLES:
             shown = _show(bulk_path, base)
             bulk = read_bulk(bulk_path, model, shown)
             problems += bulk.problems
             if bulk.table is not None:
-                n = bulk.table.num_rows
-                parts.append(
-                    bulk.table.append_column(
-                        "_path", pa.repeat(pa.scalar(shown), n).cast(pa.string())
-                    ).append_column("_line", pa.array(range(1, n + 1), pa.int64()))
-                )
+                parts.append(located_bulk(bulk.table, shown))
         tables[model.table] = pa.concat_tables(parts)
     if not problems:
         problems += check_tables(tables)
@@ -500,35 +510,16 @@ def _check_cycles(tables: dict[str, pa.Table]) -> list[Problem]:
     # Organisations and events are a few tens of thousands even at a million
     # statements: walking their parent links in Python costs little.
     problems = []
-    for table_name, id_field, parent_field in (
-        ("organisations", "organisation_id", "parent_organisation_id"),
-        ("events", "event_id", "parent_event_id"),
-    ):
+    for table_name, id_field, parent_field in PARENT_LINKS:
         table = tables[table_name]
         ids = table[id_field].to_pylist()
         parent = dict(zip(ids, table[parent_field].to_pylist(), strict=True))
         for index, start in enumerate(ids):
-            seen = {start}
-            current = parent.get(start)
-            while current is not None and current in parent:
-                if current == start:
-                    path, line = _where(table, index)
-                    problems.append(
-                        Problem(
-                            path,
-                            line,
-                            1,
-                            table_name,
-                            start,
-                            parent_field,
-                            f"parents loop back to '{start}'; break the loop",
-                        )
-                    )
-                    break
-                if current in seen:
-                    break
-                seen.add(current)
-                current = parent.get(current)
+            if loops_back(parent, start):
+                path, line = _where(table, index)
+                problems.append(
+                    Problem(path, line, 1, table_name, start, parent_field, loop_message(start))
+                )
     return problems
 
 

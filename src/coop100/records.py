@@ -435,38 +435,44 @@ def check_references(records: Records) -> list[Problem]:
     return problems
 
 
+# (table, id field, parent field) of the tables whose rows nest.
+PARENT_LINKS = (
+    ("organisations", "organisation_id", "parent_organisation_id"),
+    ("events", "event_id", "parent_event_id"),
+)
+
+
+def loops_back(parent: dict[str, str | None], start: str) -> bool:
+    """Whether following parent links from start comes back to start."""
+    seen = {start}
+    current = parent.get(start)
+    while current is not None and current in parent:
+        if current == start:
+            return True
+        if current in seen:
+            return False  # a loop further up, reported from its own rows
+        seen.add(current)
+        current = parent.get(current)
+    return False
+
+
+def loop_message(start: str) -> str:
+    return f"parents loop back to '{start}'; break the loop"
+
+
 def _check_parent_cycles(records: Records, keys: dict[str, dict[str, Located]]) -> list[Problem]:
     problems = []
-    for table, parent_field in (
-        ("organisations", "parent_organisation_id"),
-        ("events", "parent_event_id"),
-    ):
+    for table, _, parent_field in PARENT_LINKS:
         parent = {
             loc.record.key: getattr(loc.record, parent_field) for loc in records.tables[table]
         }
         for loc in records.tables[table]:
             start = loc.record.key
-            seen = {start}
-            current = parent.get(start)
-            while current is not None and current in parent:
-                if current == start:
-                    line, column = loc.mark(parent_field)
-                    problems.append(
-                        Problem(
-                            loc.path,
-                            line,
-                            column,
-                            table,
-                            start,
-                            parent_field,
-                            f"parents loop back to '{start}'; break the loop",
-                        )
-                    )
-                    break
-                if current in seen:
-                    break
-                seen.add(current)
-                current = parent.get(current)
+            if loops_back(parent, start):
+                line, column = loc.mark(parent_field)
+                problems.append(
+                    Problem(loc.path, line, column, table, start, parent_field, loop_message(start))
+                )
     return problems
 
 
