@@ -2,10 +2,11 @@
 
 Starts `coop100 serve` (the same plugin, immutable database, inspect file and
 metadata) on a free loopback port for a built project folder, runs wrk against
-a table page with its facets, a filtered page, a full-text search, a row page
-and every canned query, and prints one line each. With --baseline it then
-serves a copy of the same database without the foreign-key indexes and the
-full-text tables, the database a plain `sqlite-utils insert` would give, and
+a table page with its facets, the same with a facet value picked, filtered
+pages, full-text searches, a row page, a view page and every canned query, and
+prints one line each. With --baseline it then serves a copy of the same
+database without the indexes, the full-text tables and the stored facet
+counts, the database a plain `sqlite-utils insert` would give, and
 measures the same pages (the search as `text__contains`, the only search that
 copy has). This is a measurement, not a test: nothing here asserts on timings.
 
@@ -65,12 +66,15 @@ def pages(db_path: Path, baseline: bool = False) -> dict[str, str]:
     search = "text__contains=displace" if baseline else "_search=displaced"
     found: dict[str, str] = {
         "table page with facets": "/coop100/statements",
+        "facet value picked (type=claim)": "/coop100/statements?type=claim",
         "filtered page": f"/coop100/statements?person_id={person}",
         "filtered page (statement_topics)": "/coop100/statement_topics?topic_id=history",
         "search (rare word)": f"/coop100/statements?{search}",
         "search (common word)": "/coop100/statements?"
         + ("text__contains=housing" if baseline else "_search=housing"),
         "row page": f"/coop100/statements/{statement}",
+        "view page (statements_detailed)": "/coop100/statements_detailed",
+        "other table pages (affiliations)": "/coop100/affiliations",
     }
     for name in CANNED_QUERIES:
         found[f"canned: {name}"] = f"/coop100/{name}"
@@ -91,7 +95,7 @@ def strip_database(root: Path, target: Path) -> Path:
     db = sqlite3.connect(db_path)
     names = db.execute(
         "select type, name from sqlite_master where (type = 'index' and name like 'idx_%') "
-        "or (type = 'table' and name like '%_fts')"
+        "or (type = 'table' and (name like '%_fts' or name glob '_facet_*'))"
     ).fetchall()
     for kind, name in names:
         db.execute(f"drop {kind} if exists [{name}]")

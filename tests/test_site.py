@@ -78,8 +78,9 @@ def test_landing_page_is_cacheable_and_json_index_is_datasettes(client, package_
     index = client.json("/.json")[DATABASE]
     assert index["tables_count"] == len(package_rows)
     assert index["views_count"] == len(VIEWS)
-    # FTS5 tables and their shadow tables (_data, _idx, _docsize, _config) are hidden.
-    assert index["hidden_tables_count"] == 5 * len(FTS_COLUMNS)
+    # FTS5 tables and their shadow tables (_data, _idx, _docsize, _config) are hidden,
+    # and so are the stored facet counts (_facet_groups, _facet_counts).
+    assert index["hidden_tables_count"] == 5 * len(FTS_COLUMNS) + 2
 
 
 def test_table_pages_link_their_published_files(client, resources):

@@ -18,6 +18,9 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import sqlite_utils
 
+from coop100.facets import LARGE_GROUP_ROWS, FacetCounter
+from coop100.site.settings import SORT, column_facets
+
 DB_NAME = "coop100.db"
 DESCRIPTOR = "datapackage.json"
 
@@ -48,26 +51,6 @@ FTS_COLUMNS: dict[str, tuple[str, ...]] = {
 }
 FTS_TOKENIZER = "porter"
 
-# Columns indexed besides the foreign keys: those the site facets on, so that at
-# a million statements a facet count reads a covering index, not the whole table.
-FACET_INDEXES: dict[str, tuple[str, ...]] = {
-    "statements": ("type",),
-    "affiliations": ("preferred",),
-    "participations": ("role",),
-    "organisations": ("type",),
-    "sources": ("kind",),
-    "person_names": ("preferred",),
-}
-# Indexes in the order the canned queries sort by, so that at a million statements
-# they read rows in order and stop at max_returned_rows instead of sorting whole
-# joins. Each ends with the primary key, so it is unique, which tells SQLite each
-# row is one step of the order and lets it sort only within it (one event's rows).
-ORDER_INDEXES: dict[str, tuple[tuple[str, ...], ...]] = {
-    "events": (("start_date", "event_id"),),
-    "topics": (("label", "topic_id"),),
-    "affiliations": (("claim_key", "affiliation_id"),),
-}
-
 
 class DatabaseError(Exception):
     """The package cannot be loaded into SQLite as it stands."""
@@ -81,9 +64,16 @@ class View:
     title: str
     description: str
     sql: str
+    # The table the view shows one row for each of (or a subset of).
+    base: str
     columns: dict[str, str | tuple[str, str]] = field(default_factory=dict)
 
 
+# Each view reads one table and looks every name up in a subquery (every key
+# it follows is a required foreign key or a nullable one it coalesces), with no
+# ORDER BY. So a page's count(*) reads that one table's index and a search
+# folds into the query, instead of joining or sorting every row of a million
+# statements (seconds, past the time limit). The site orders views by metadata.
 VIEWS: tuple[View, ...] = (
     View(
         name="statements_detailed",
@@ -97,10 +87,25 @@ select
   s.statement_id,
   s.type,
   s.text,
-  coalesce(p.name, so.name) as speaker,
-  coalesce(ao.name, so.name) as organisation,
-  e.name as event,
-  pa.speaking_order,
+  coalesce(
+    (select p.name from people p where p.person_id = s.person_id),
+    (select so.name from organisations so where so.organisation_id = s.organisation_id)
+  ) as speaker,
+  coalesce(
+    (
+      select ao.name
+      from participations pa
+      join affiliations a on a.affiliation_id = pa.affiliation_id
+      join organisations ao on ao.organisation_id = a.organisation_id
+      where pa.person_id = s.person_id and pa.event_id = s.event_id
+    ),
+    (select so.name from organisations so where so.organisation_id = s.organisation_id)
+  ) as organisation,
+  (select e.name from events e where e.event_id = s.event_id) as event,
+  (
+    select pa.speaking_order from participations pa
+    where pa.person_id = s.person_id and pa.event_id = s.event_id
+  ) as speaking_order,
   (
     select json_group_array(topic_id)
     from (select topic_id from statement_topics st
@@ -109,14 +114,8 @@ select
   s.source_id,
   s.paragraph
 from statements s
-join events e on e.event_id = s.event_id
-left join people p on p.person_id = s.person_id
-left join organisations so on so.organisation_id = s.organisation_id
-left join participations pa on pa.person_id = s.person_id and pa.event_id = s.event_id
-left join affiliations a on a.affiliation_id = pa.affiliation_id
-left join organisations ao on ao.organisation_id = a.organisation_id
-order by pa.speaking_order is null, pa.speaking_order, s.statement_id
 """,
+        base="statements",
         columns={
             "statement_id": ("statements", "statement_id"),
             "type": ("statements", "type"),
@@ -140,19 +139,18 @@ order by pa.speaking_order is null, pa.speaking_order, s.statement_id
         sql="""
 select
   a.affiliation_id,
-  p.name as person,
+  (select p.name from people p where p.person_id = a.person_id) as person,
   a.role,
-  o.name as organisation,
+  (select o.name from organisations o where o.organisation_id = a.organisation_id)
+    as organisation,
   a.start,
   a.person_id,
   a.organisation_id,
   a.source_id
 from affiliations a
-join people p on p.person_id = a.person_id
-left join organisations o on o.organisation_id = a.organisation_id
 where a.preferred = 1 and a.former = 0
-order by p.sort_name, a.affiliation_id
 """,
+        base="affiliations",
         columns={
             "affiliation_id": ("affiliations", "affiliation_id"),
             "person": ("people", "name"),
@@ -187,12 +185,16 @@ def csv_resources(descriptor: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-def load_database(package_path: Path, db_path: Path) -> None:
+def load_database(
+    package_path: Path, db_path: Path, large_group_rows: int = LARGE_GROUP_ROWS
+) -> None:
     """Write a fresh SQLite database at db_path from the Data Package at package_path.
 
     Args:
         package_path: datapackage.json, or the folder that holds it.
         db_path: the database to write; replaced only once it is complete.
+        large_group_rows: facet values with this many rows get their page's
+            other facets counted in advance (coop100.facets).
 
     Raises:
         DatabaseError: a resource is missing, malformed or breaks a foreign key.
@@ -216,21 +218,22 @@ def load_database(package_path: Path, db_path: Path) -> None:
             _create_table(db, resource)
         # Added once every table exists: sources and organisations refer to each other.
         db.add_foreign_keys([fk for r in resources for fk in _foreign_keys(r)])
+        counter = FacetCounter(large_group_rows)
         with db.conn:  # one transaction for every row
             for resource in resources:
-                _insert_rows(db, package_path.parent / resource["path"], resource)
+                _insert_rows(db, package_path.parent / resource["path"], resource, counter)
+            counter.write(db.conn)
         # Indexes and full-text search after the rows: one sort each, not a
         # b-tree update per inserted row.
         for resource in resources:
             for fk in resource["schema"].get("foreignKeys", []):
                 for column in _as_list(fk["fields"]):
                     db.table(resource["name"]).create_index([column], if_not_exists=True)
-            for column in FACET_INDEXES.get(resource["name"], ()):
-                db.table(resource["name"]).create_index([column], if_not_exists=True)
-            for columns in ORDER_INDEXES.get(resource["name"], ()):
-                db.table(resource["name"]).create_index(
-                    list(columns), unique=True, if_not_exists=True
-                )
+            for columns in _facet_indexes(resource):
+                db.table(resource["name"]).create_index(list(columns), if_not_exists=True)
+            order = _order_index(resource)
+            if order:
+                db.table(resource["name"]).create_index(order, unique=True, if_not_exists=True)
         _check_foreign_keys(db)
         names = {r["name"] for r in resources}
         for table, columns in FTS_COLUMNS.items():
@@ -257,6 +260,43 @@ def write_database(root: Path) -> Path:
 
 def _as_list(value: str | list[str]) -> list[str]:
     return [value] if isinstance(value, str) else list(value)
+
+
+def _page_order(resource: dict[str, Any]) -> list[str]:
+    """The order a table page shows its rows in: the sort column, then the primary key."""
+    order = [SORT[resource["name"]]] if resource["name"] in SORT else []
+    return order + [c for c in _as_list(resource["schema"].get("primaryKey", [])) if c not in order]
+
+
+def _order_index(resource: dict[str, Any]) -> list[str] | None:
+    """A unique index in a sorted table's page order, or None for one sorted by its key.
+
+    A page, and the canned queries, read rows in this order and stop at the page
+    size instead of sorting the whole table (events by date, affiliations by
+    claim). Ending with the primary key makes it unique, which tells SQLite each
+    row is one step of the order, so joins sorted by it stream too.
+    """
+    if resource["name"] not in SORT:
+        return None
+    return _page_order(resource)
+
+
+def _facet_indexes(resource: dict[str, Any]) -> list[tuple[str, ...]]:
+    """Indexes for the facet columns that are not foreign keys (those have their own).
+
+    Each is followed by the page's default order (the table's sort column, then its
+    primary key), so a page filtered to one facet value (type=claim, half the
+    statements) reads its first rows in order instead of sorting the whole group,
+    and its row count reads the index alone.
+    """
+    schema = resource["schema"]
+    keys = {c for fk in schema.get("foreignKeys", []) for c in _as_list(fk["fields"])}
+    order = _page_order(resource)
+    return [
+        (column, *[c for c in order if c != column])
+        for column in column_facets(resource["name"])
+        if column not in keys
+    ]
 
 
 def _create_table(db: sqlite_utils.Database, resource: dict[str, Any]) -> None:
@@ -286,9 +326,15 @@ def _foreign_keys(resource: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     return found
 
 
-def _insert_rows(db: sqlite_utils.Database, csv_path: Path, resource: dict[str, Any]) -> None:
-    """Insert the CSV's rows, cast by the schema exactly as _cast does, in batches."""
+def _insert_rows(
+    db: sqlite_utils.Database, csv_path: Path, resource: dict[str, Any], counter: FacetCounter
+) -> None:
+    """Insert the CSV's rows, cast by the schema exactly as _cast does, in batches.
+
+    The facet columns' values go to counter as they are inserted.
+    """
     fields = resource["schema"]["fields"]
+    facets = set(counter.wants(resource["name"]))
     names = [f["name"] for f in fields]
     missing = set(resource["schema"].get("missingValues", [""]))
     with csv_path.open("rb") as fh:
@@ -319,6 +365,10 @@ def _insert_rows(db: sqlite_utils.Database, csv_path: Path, resource: dict[str, 
                 for i, field in enumerate(fields)
             ]
             db.conn.executemany(sql, zip(*cast, strict=True))
+            for field, values in zip(fields, cast, strict=True):
+                if field["name"] in facets:
+                    kind = field.get("type", "string")
+                    counter.add(resource["name"], field["name"], values, kind)
     except pa.ArrowInvalid as exc:
         # e.g. a row with more or fewer cells than the header
         raise DatabaseError(f"{csv_path}: {exc}") from None

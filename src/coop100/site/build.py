@@ -55,11 +55,13 @@ def build_site(root: Path, rebuild: bool = False) -> Site:
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, target)
 
-    metadata = site_metadata(package_path, downloads(root))
+    inspected = inspect_data(db_path)
+    inspect_path = site_dir / "inspect.json"
+    inspect_path.write_text(json.dumps(inspected, indent=2) + "\n")
+    counts = {name: t["count"] for name, t in inspected[db_path.stem]["tables"].items()}
+    metadata = site_metadata(package_path, downloads(root), counts)
     metadata_path = site_dir / "metadata.json"
     metadata_path.write_text(json.dumps(metadata, indent=2, ensure_ascii=False) + "\n")
-    inspect_path = site_dir / "inspect.json"
-    inspect_path.write_text(json.dumps(inspect_data(db_path), indent=2) + "\n")
     return Site(db_path, metadata_path, inspect_path, data_dir)
 
 

@@ -14,41 +14,32 @@ from coop100.database import FTS_COLUMNS, VIEWS, csv_resources, read_descriptor
 from coop100.site import settings
 from coop100.site.queries import CANNED_QUERIES
 
+_LARGE_VIEW = (
+    " At this size the view has no default order or facets,"
+    " which would join every row: facet the {} table instead, or pick a facet here."
+)
+
+_FACET_TABLES = (
+    "Facet counts stored with the database so that large table pages need not count"
+    " them on every visit; derived from the other tables, not part of the package."
+)
+
 # The first of these a table has is the label its foreign keys show.
 LABEL_CANDIDATES = ("name", "label", "role")
 
-SORT: dict[str, str] = {
-    "sources": "label",
-    "organisations": "name",
-    "people": "sort_name",
-    "person_names": "person_id",
-    "affiliations": "claim_key",
-    "events": "start_date",
-    "participations": "speaking_order",
-    "topics": "label",
-    "statement_topics": "topic_id",
-    "current_affiliations": "person",
-}
 
-FACETS: dict[str, list[str | dict[str, str]]] = {
-    "statements": ["type", "person_id", "organisation_id"],
-    "statements_detailed": ["type", "speaker", "organisation", {"array": "topics"}],
-    "statement_topics": ["topic_id"],
-    "affiliations": ["person_id", "organisation_id", "preferred"],
-    "participations": ["role"],
-    "organisations": ["type"],
-    "sources": ["kind"],
-    "person_names": ["person_id", "preferred"],
-    "current_affiliations": ["organisation"],
-}
-
-
-def site_metadata(package_path: Path, downloads: dict[str, Any] | None = None) -> dict[str, Any]:
+def site_metadata(
+    package_path: Path,
+    downloads: dict[str, Any] | None = None,
+    row_counts: dict[str, int] | None = None,
+) -> dict[str, Any]:
     """Return Datasette metadata for the package at package_path.
 
     Args:
         package_path: the published datapackage.json.
         downloads: links for the landing page, as `coop100.site.build.downloads` gives them.
+        row_counts: rows per table; a view over more than settings.VIEW_FACET_MAX_ROWS
+            rows gets no default sort or facets (each would join and count them all).
     """
     descriptor = read_descriptor(package_path)
     tables: dict[str, dict[str, Any]] = {}
@@ -60,17 +51,21 @@ def site_metadata(package_path: Path, downloads: dict[str, Any] | None = None) -
         columns_by_table[name] = columns
         tables[name] = _table(name, resource, columns)
     for view in VIEWS:
+        large = (row_counts or {}).get(view.base, 0) > settings.VIEW_FACET_MAX_ROWS
         tables[view.name] = {
             "title": view.title,
-            "description": view.description,
+            "description": view.description + (_LARGE_VIEW.format(view.base) if large else ""),
             "columns": {
                 column: described
                 if isinstance(described, str)
                 else columns_by_table.get(described[0], {}).get(described[1], "")
                 for column, described in view.columns.items()
             },
-            **_options(view.name, list(view.columns)),
+            **_options(view.name, list(view.columns), sorted_and_faceted=not large),
         }
+    for name in (settings.FACET_GROUPS_TABLE, settings.FACET_COUNTS_TABLE):
+        # Bookkeeping of the site (coop100.facets), not data: reachable by URL, not listed.
+        tables[name] = {"hidden": True, "description": _FACET_TABLES}
     for entry in (downloads or {}).get("tables", []):
         if entry["name"] in tables:
             tables[entry["name"]]["description_html"] = _with_files(
@@ -128,13 +123,13 @@ def _with_files(description: str, files: list[dict[str, Any]]) -> str:
     )
 
 
-def _options(name: str, columns: list[str]) -> dict[str, Any]:
+def _options(name: str, columns: list[str], sorted_and_faceted: bool = True) -> dict[str, Any]:
     options: dict[str, Any] = {}
     label = next((c for c in LABEL_CANDIDATES if c in columns), None)
     if label:
         options["label_column"] = label
-    if name in SORT:
-        options["sort"] = SORT[name]
-    if name in FACETS:
-        options["facets"] = FACETS[name]
+    if sorted_and_faceted and name in settings.SORT:
+        options["sort"] = settings.SORT[name]
+    if sorted_and_faceted and name in settings.FACETS:
+        options["facets"] = settings.FACETS[name]
     return options

@@ -7,12 +7,15 @@ clock is checked. Capping value sizes makes such calls fail at once.
 
 from __future__ import annotations
 
+import gc
 import re
 import sqlite3
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
 from datasette import hookimpl
+from datasette.facets import ColumnFacet
 from datasette.filters import FilterArguments
 from datasette.utils import escape_sqlite, tilde_encode
 from datasette.utils.asgi import Response
@@ -22,6 +25,7 @@ from markupsafe import Markup, escape
 # Only the light settings module: coop100.database imports sqlite_utils, which
 # imports pandas when installed, some 70 MB in every served process.
 from coop100.site import settings
+from coop100.site.precounted import PrecountedColumnFacet
 
 # Datasette's own bookkeeping database, which it writes to, and the scratch
 # in-memory connection /-/versions creates a table in (not served without --memory).
@@ -140,9 +144,44 @@ def harden(conn: sqlite3.Connection, read_only: bool = True) -> None:
 
 @hookimpl  # type: ignore[untyped-decorator]
 def prepare_connection(conn: sqlite3.Connection, database: str, datasette: Any) -> None:
-    """Harden every connection to a published database."""
-    if database != _INTERNAL:
-        harden(conn, read_only=database != _MEMORY)
+    """Harden every connection to a published database and map its file into memory."""
+    if database == _INTERNAL:
+        return
+    if database != _MEMORY:
+        # Pages are read from the mapped file instead of copied through a read()
+        # call each: a search touching a million rows takes about half the time.
+        conn.execute(f"pragma mmap_size = {settings.MMAP_BYTES}")
+    harden(conn, read_only=database != _MEMORY)
+
+
+@hookimpl  # type: ignore[untyped-decorator]
+def startup(datasette: Any) -> Any:
+    """Once everything is imported, keep the garbage collector off those objects.
+
+    A full collection otherwise walks every module, template and metadata object
+    Datasette holds, a pause of tens of milliseconds that lands on whichever
+    request happens to allocate at that moment (the slowest 5% of page views).
+    """
+
+    async def freeze() -> None:
+        gc.collect()
+        gc.freeze()
+
+    return freeze
+
+
+@hookimpl(wrapper=True)  # type: ignore[untyped-decorator]
+def register_facet_classes() -> Generator[None, list[list[type]], list[list[type]]]:
+    """Swap Datasette's column facet for one that reads the counts stored with the database.
+
+    Same facets, same links and labels (coop100.site.precounted); a wrapper, so
+    Datasette's date and array facets stay as they are.
+    """
+    registered = yield
+    return [
+        [PrecountedColumnFacet if cls is ColumnFacet else cls for cls in classes]
+        for classes in registered
+    ]
 
 
 @hookimpl  # type: ignore[untyped-decorator]

@@ -27,6 +27,9 @@ MAX_VALUE_BYTES = 1_000_000
 MAX_SQL_BYTES = 100_000
 # SQLite's own heap for the whole process; a runaway sort fails instead of growing.
 HEAP_LIMIT_BYTES = 256 * 1024 * 1024
+# How much of a served database file each connection maps into memory (the whole
+# file at a million statements); reads, not the heap, so not capped by the above.
+MMAP_BYTES = 4 << 30
 # SQL functions no query may call, even where SQLite would allow it.
 FORBIDDEN_FUNCTIONS = frozenset(
     {"load_extension", "readfile", "writefile", "edit", "fts3_tokenizer"}
@@ -43,6 +46,50 @@ DATASETTE_SETTINGS: dict[str, int | bool] = {
     "suggest_facets": False,
     "default_cache_ttl": CACHE_TTL_SECONDS,
 }
+
+# -- table pages -------------------------------------------------------------
+
+# Default sort column and facets per table or view. coop100.database indexes the
+# facet columns in this order and stores their counts (coop100.facets).
+SORT: dict[str, str] = {
+    "sources": "label",
+    "organisations": "name",
+    "people": "sort_name",
+    "person_names": "person_id",
+    "affiliations": "claim_key",
+    "events": "start_date",
+    "participations": "speaking_order",
+    "topics": "label",
+    "statement_topics": "topic_id",
+    "current_affiliations": "person",
+}
+
+FACETS: dict[str, list[str | dict[str, str]]] = {
+    "statements": ["type", "person_id", "organisation_id"],
+    "statements_detailed": ["type", "speaker", "organisation", {"array": "topics"}],
+    "statement_topics": ["topic_id"],
+    "affiliations": ["person_id", "organisation_id", "preferred"],
+    "participations": ["role"],
+    "organisations": ["type"],
+    "sources": ["kind"],
+    "person_names": ["person_id", "preferred"],
+    "current_affiliations": ["organisation"],
+}
+
+
+def column_facets(name: str) -> list[str]:
+    """Return the plain column facets (not array or date facets) of a table's pages."""
+    return [facet for facet in FACETS.get(name, []) if isinstance(facet, str)]
+
+
+# A view over more rows than this has no default sort or facets: each would join
+# and count every row (seconds at a million statements, past facet_time_limit_ms).
+VIEW_FACET_MAX_ROWS = 100_000
+
+# Hidden tables of facet counts stored with the database (coop100.facets), read
+# by the plugin's facet class (coop100.site.precounted).
+FACET_GROUPS_TABLE = "_facet_groups"
+FACET_COUNTS_TABLE = "_facet_counts"
 
 # -- search --------------------------------------------------------------------
 

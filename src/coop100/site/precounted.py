@@ -1,0 +1,148 @@
+"""Datasette's column facets, read from counts stored with the database where it has them.
+
+coop100.facets stores, for each table page and each facet value held by many
+rows, what Datasette's facet query would count. This facet class answers from
+those rows when the page shows exactly such a group (the whole table, or
+`?column=value` alone) and otherwise lets Datasette count as usual, so a
+page's facets are the same either way; only the time differs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from datasette.database import QueryInterrupted
+from datasette.facets import ColumnFacet
+from datasette.utils import escape_sqlite, path_with_added_args, path_with_removed_args
+
+from coop100.site import settings
+
+
+class PrecountedColumnFacet(ColumnFacet):  # type: ignore[misc]
+    """ColumnFacet that reads stored counts for the groups coop100.facets counted."""
+
+    async def facet_results(self) -> tuple[list[dict[str, Any]], list[str]]:
+        group = await self._stored_group()
+        if group is None:
+            return await super().facet_results()  # type: ignore[no-any-return]
+        results: list[dict[str, Any]] = []
+        timed_out: list[str] = []
+        qs_pairs = self.get_querystring_pairs()
+        size = self.get_facet_size()
+        for source_and_config in self.get_configs():
+            config = source_and_config["config"]
+            column = config.get("column") or config["simple"]
+            try:
+                rows = await self._stored_counts(group, column, size + 1)
+            except QueryInterrupted:
+                timed_out.append(column)
+                continue
+            if rows is None:
+                # Not a column coop100.facets counts (say ?_facet=text): count it live.
+                live, live_timed_out = await self._live(source_and_config)
+                results += live
+                timed_out += live_timed_out
+                continue
+            results.append(
+                {
+                    "name": column,
+                    "type": self.type,
+                    "hideable": source_and_config["source"] != "metadata",
+                    "toggle_url": self.ds.urls.path(
+                        path_with_removed_args(self.request, {"_facet": column})
+                    ),
+                    "results": await self._values(column, rows[:size], qs_pairs),
+                    "truncated": len(rows) > size,
+                }
+            )
+        return results, timed_out
+
+    async def _stored_group(self) -> tuple[str, str] | None:
+        """Return (filter_column, filter_value) if the page's rows are a stored group."""
+        columns = settings.column_facets(self.table) if self.table else []
+        if not columns:
+            return None
+        rest = self.sql.partition(f" from {escape_sqlite(self.table)} ")[2].strip()
+        if not rest and not self.params:
+            group = ("", "")
+        else:
+            # Datasette's exact filter, `where "type" = :p0` ([name] if it needs brackets).
+            column = next((c for c in columns if rest in _exact_filters(c)), None)
+            if column is None or set(self.params) != {"p0"}:
+                return None
+            group = (column, str(self.params["p0"]))
+        db = self.ds.get_database(self.database)
+        if not await db.table_exists(settings.FACET_GROUPS_TABLE):
+            return None  # a database built without stored counts: count live
+        found = await db.execute(
+            f"select 1 from [{settings.FACET_GROUPS_TABLE}] where table_name = ? "
+            "and filter_column = ? and filter_value = ?",
+            [self.table, *group],
+        )
+        return group if found.first() else None
+
+    async def _stored_counts(
+        self, group: tuple[str, str], column: str, limit: int
+    ) -> list[tuple[Any, int]] | None:
+        found = await self.ds.execute(
+            self.database,
+            f"select value, count from [{settings.FACET_COUNTS_TABLE}] where table_name = ? "
+            "and filter_column = ? and filter_value = ? and column_name = ? "
+            "order by count desc, value limit ?",
+            [self.table, *group, column, limit],
+            truncate=False,
+            custom_time_limit=self.ds.setting("facet_time_limit_ms"),
+        )
+        rows = [(row[0], row[1]) for row in found.rows]
+        if rows or column in settings.column_facets(self.table):
+            return rows
+        return None
+
+    async def _live(
+        self, source_and_config: dict[str, Any]
+    ) -> tuple[list[dict[str, Any]], list[str]]:
+        """Datasette's own count of one facet."""
+        only = ColumnFacet(
+            self.ds,
+            self.request,
+            self.database,
+            sql=self.sql,
+            table=self.table,
+            params=self.params,
+            metadata=self.metadata,
+            row_count=self.row_count,
+        )
+        only.get_configs = lambda: [source_and_config]
+        return await only.facet_results()  # type: ignore[no-any-return]
+
+    async def _values(
+        self, column: str, rows: list[tuple[Any, int]], qs_pairs: list[tuple[str, str]]
+    ) -> list[dict[str, Any]]:
+        """The facet's values with labels and toggle links, as ColumnFacet gives them."""
+        expanded = await self.ds.expand_foreign_keys(
+            self.database, self.table, column, [value for value, _ in rows]
+        )
+        column_qs = f"{column}__exact" if column.startswith("_") else column
+        values = []
+        for value, count in rows:
+            url = self.ds.urls.path
+            selected = (column_qs, str(value)) in qs_pairs
+            if selected:
+                toggle_path = path_with_removed_args(self.request, {column_qs: str(value)})
+            else:
+                toggle_path = path_with_added_args(self.request, {column_qs: value})
+            values.append(
+                {
+                    "value": value,
+                    "label": expanded.get((column, value), value),
+                    "count": count,
+                    "toggle_url": self.ds.absolute_url(self.request, url(toggle_path)),
+                    "selected": selected,
+                }
+            )
+        return values
+
+
+def _exact_filters(column: str) -> tuple[str, str]:
+    """The where clauses Datasette writes for ?column=value, quoted either way."""
+    return (f'where "{column}" = :p0', f"where {escape_sqlite(column)} = :p0")
