@@ -206,7 +206,9 @@ def load_database(package_path: Path, db_path: Path) -> None:
     db_path.parent.mkdir(parents=True, exist_ok=True)
     tmp_path = db_path.with_name(f".tmp-{db_path.name}")
     tmp_path.unlink(missing_ok=True)
-    db = sqlite_utils.Database(tmp_path)
+    # No sqlite-utils plugins: what happens to be installed must not change the
+    # database, and looking them up (an entry-point scan) was most of opening it.
+    db = sqlite_utils.Database(tmp_path, execute_plugins=False)
     try:
         # A fresh file that is renamed into place only once complete needs no
         # journal: a crash leaves a temp file that the next load deletes.

@@ -129,7 +129,7 @@ def check_resource(resource: str, table: pa.Table, schema: dict[str, Any]) -> li
             found += _findings(resource, bad, values, name, "type-error", f"is not a {ftype}")
             good = pc.and_(good, pc.invert(bad))
         rules = spec.get("constraints", {})
-        if rules.get("required"):
+        if rules.get("required") and values.null_count:
             found += _findings(
                 resource, pc.is_null(values), values, name, "constraint-error", "is required"
             )
