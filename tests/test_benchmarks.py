@@ -27,6 +27,7 @@ from coop100.site.queries import CANNED_QUERIES
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
+import run  # noqa: E402
 import synth  # noqa: E402
 
 
@@ -288,6 +289,30 @@ def test_benchmark_runs_on_a_tiny_archive(tmp_path: Path) -> None:
     for row in ("coop100 build", "load SQLite (keys, indexes, FTS)", "write zip"):
         assert f"| {row} |" in table
     assert "statements" in completed.stdout
+
+
+def _third_party_modules(code: str) -> set[str]:
+    """The installed packages' modules a fresh interpreter holds after running code."""
+    listing = (
+        "import sys, sysconfig\n"
+        "places = tuple(sysconfig.get_paths()[k] for k in ('purelib', 'platlib'))\n"
+        "print(*(n for n, m in list(sys.modules.items())"
+        " if (getattr(m, '__file__', None) or '').startswith(places)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code + "\n" + listing], capture_output=True, text=True, check=True
+    )
+    return set(done.stdout.splitlines()[-1].split())
+
+
+def test_startup_floor_imports_what_the_build_imports(tmp_path: Path) -> None:
+    shutil.copytree(ROOT / "records", tmp_path / "records")
+    by_build = _third_party_modules(
+        "from coop100.cli import cli\n"
+        f"cli(['build', '--root', {str(tmp_path)!r}], standalone_mode=False)"
+    )
+    by_floor = _third_party_modules("import " + ", ".join(run.DEPENDENCIES))
+    assert by_floor == by_build
 
 
 def test_serve_load_runs_on_a_tiny_archive(tmp_path: Path) -> None:

@@ -27,7 +27,6 @@ from .package import (
 )
 from .records import RecordsError
 from .site import settings as site_settings
-from .site.build import build_site, datasette_command
 from .validate import validate_package
 
 _root = click.option(
@@ -171,6 +170,8 @@ def serve(root: Path, host: str, port: int, rebuild: bool) -> None:
     """
     if not (root / settings.DESCRIPTOR).is_file():
         raise click.UsageError(f"{root}: holds no {settings.DESCRIPTOR}; run coop100 build first")
+    from .site.build import build_site, datasette_command  # only serving needs the site
+
     try:
         site = build_site(root, rebuild=rebuild)
     except DatabaseError as exc:

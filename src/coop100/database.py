@@ -25,7 +25,7 @@ DB_NAME = "coop100.db"
 DESCRIPTOR = "datapackage.json"
 
 # Table Schema type -> SQLite column type; anything else (date, time, ...) is TEXT.
-_SQLITE_TYPES: dict[str, type] = {"integer": int, "number": float, "boolean": int}
+_SQLITE_TYPES = {"integer": "INTEGER", "number": "FLOAT", "boolean": "INTEGER"}
 _TRUE = {"true", "True", "TRUE", "1"}
 _FALSE = {"false", "False", "FALSE", "0"}
 # Rows are parsed and inserted this many CSV bytes at a time, which bounds memory.
@@ -209,16 +209,16 @@ def load_database(
     db_path.parent.mkdir(parents=True, exist_ok=True)
     tmp_path = db_path.with_name(f".tmp-{db_path.name}")
     tmp_path.unlink(missing_ok=True)
-    db = sqlite_utils.Database(tmp_path)
+    # No sqlite-utils plugins: what happens to be installed must not change the
+    # database, and looking them up (an entry-point scan) was most of opening it.
+    db = sqlite_utils.Database(tmp_path, execute_plugins=False)
     try:
         # A fresh file that is renamed into place only once complete needs no
         # journal: a crash leaves a temp file that the next load deletes.
         for pragma in _LOAD_PRAGMAS:
             db.execute(f"pragma {pragma}")
         for resource in resources:
-            _create_table(db, resource)
-        # Added once every table exists: sources and organisations refer to each other.
-        db.add_foreign_keys([fk for r in resources for fk in _foreign_keys(r)])
+            db.execute(_create_table_sql(resource))
         counter = FacetCounter(large_group_rows)
         with db.conn:  # one transaction for every row
             for resource in resources:
@@ -300,18 +300,35 @@ def _facet_indexes(resource: dict[str, Any]) -> list[tuple[str, ...]]:
     ]
 
 
-def _create_table(db: sqlite_utils.Database, resource: dict[str, Any]) -> None:
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _create_table_sql(resource: dict[str, Any]) -> str:
+    """The table with its keys, laid out as sqlite-utils lays out its own CREATE TABLE."""
     schema = resource["schema"]
-    fields = schema["fields"]
-    columns = {f["name"]: _SQLITE_TYPES.get(f.get("type", "string"), str) for f in fields}
     pk = _as_list(schema.get("primaryKey", []))
-    not_null = {f["name"] for f in fields if f.get("constraints", {}).get("required")}
-    db.create_table(
-        resource["name"],
-        columns,
-        pk=pk[0] if len(pk) == 1 else tuple(pk) if pk else None,
-        not_null=not_null | set(pk),
-    )
+    # Declared here rather than added afterwards (sqlite-utils' add_foreign_keys
+    # copies every table once per call); SQLite lets a table refer to one that
+    # does not exist yet, as sources and organisations refer to each other.
+    references = {
+        column: (other, other_column) for _, column, other, other_column in _foreign_keys(resource)
+    }
+    lines = []
+    for spec in schema["fields"]:
+        name = spec["name"]
+        line = f"   {_quote(name)} {_SQLITE_TYPES.get(spec.get('type', 'string'), 'TEXT')}"
+        if pk == [name]:
+            line += " PRIMARY KEY"
+        if name in pk or spec.get("constraints", {}).get("required"):
+            line += " NOT NULL"
+        if name in references:
+            other, other_column = references[name]
+            line += f" REFERENCES {_quote(other)}({_quote(other_column)})"
+        lines.append(line)
+    if len(pk) > 1:
+        lines.append(f"   PRIMARY KEY ({', '.join(map(_quote, pk))})")
+    return f"CREATE TABLE {_quote(resource['name'])} (\n" + ",\n".join(lines) + "\n)"
 
 
 def _foreign_keys(resource: dict[str, Any]) -> list[tuple[str, str, str, str]]:

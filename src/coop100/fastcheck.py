@@ -74,7 +74,7 @@ def _calendar_bad(values: Any) -> Any:
 
 
 def _type_bad(values: Any, ftype: str) -> tuple[Any, Any]:
-    """Rows whose cell does not parse as ftype, and the parsed column."""
+    """Rows whose cell does not parse as ftype (None: any text does), and the parsed column."""
     if ftype == "integer":
         bad = pc.invert(pc.match_substring_regex(values, _INTEGER))
         parsed = pc.cast(pc.if_else(bad, pa.scalar(None, pa.string()), values), pa.int64())
@@ -86,7 +86,7 @@ def _type_bad(values: Any, ftype: str) -> tuple[Any, Any]:
         return _calendar_bad(values), values
     if ftype == "time":
         return pc.invert(pc.match_substring_regex(values, _TIME)), values
-    return pc.equal(pc.utf8_length(values), -1), values  # string: any text
+    return None, values  # string: any text
 
 
 def _findings(
@@ -123,11 +123,13 @@ def check_resource(resource: str, table: pa.Table, schema: dict[str, Any]) -> li
                 pc.is_in(values, pa.array(extra_missing)), pa.scalar(None, pa.string()), values
             )
         bad, parsed = _type_bad(values, ftype)
-        bad = pc.and_(pc.is_valid(values), pc.fill_null(bad, True))
-        found += _findings(resource, bad, values, name, "type-error", f"is not a {ftype}")
-        good = pc.and_(pc.is_valid(values), pc.invert(bad))
+        good = pc.is_valid(values)
+        if bad is not None:
+            bad = pc.and_(good, pc.fill_null(bad, True))
+            found += _findings(resource, bad, values, name, "type-error", f"is not a {ftype}")
+            good = pc.and_(good, pc.invert(bad))
         rules = spec.get("constraints", {})
-        if rules.get("required"):
+        if rules.get("required") and values.null_count:
             found += _findings(
                 resource, pc.is_null(values), values, name, "constraint-error", "is required"
             )

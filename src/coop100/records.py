@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections import defaultdict
 from collections.abc import Iterable
@@ -272,6 +271,8 @@ def _model_problems(
 
 
 def _suggest(value: str, choices: Iterable[str]) -> str:
+    import difflib  # only a mistake needs it
+
     near = difflib.get_close_matches(value, list(choices), n=1, cutoff=0.75)
     return f"; did you mean '{near[0]}'?" if near else ""
 

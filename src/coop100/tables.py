@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import functools
 import types
 import typing
 from collections.abc import Iterable, Sequence
@@ -79,7 +80,9 @@ def _bound(info: FieldInfo, annotation: Any, kind: type, attr: str) -> int | Non
     return values[0] if values else None
 
 
-def columns(model: type[Record]) -> list[Column]:
+# Cached: a build asks for each table's columns several times and the models never change.
+@functools.cache
+def columns(model: type[Record]) -> tuple[Column, ...]:
     """The columns of a model's table, in field order."""
     result = []
     # Identifiers and content first; the provenance every row shares goes last.
@@ -109,9 +112,10 @@ def columns(model: type[Record]) -> list[Column]:
                 maximum=_bound(info, annotation, Le, "le"),
             )
         )
-    return result
+    return tuple(result)
 
 
+@functools.cache
 def arrow_schema(model: type[Record]) -> pa.Schema:
     """Arrow schema of a table, each field carrying its description."""
     return pa.schema(
