@@ -454,7 +454,9 @@ def main() -> None:
     if args.serve:
         largest = args.work / str(max(args.sizes))
         command = [sys.executable, str(HERE / "serve_load.py"), "--root", str(largest)]
-        subprocess.run([*command, "--baseline", "--out", str(args.out)], check=True)
+        # 10 s a page: a few hundred requests each, enough for a steady p95.
+        serve_args = ["--baseline", "--seconds", "10", "--out", str(args.out)]
+        subprocess.run([*command, *serve_args], check=True)
         results["serve"] = json.loads((args.out / "serve.json").read_text())
     (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     (args.out / "results.md").write_text(markdown(results))

@@ -9,8 +9,9 @@ stored with it, in two hidden tables:
 - `_facet_groups`: each group of rows whose facets are stored: a whole table
   (filter_column and filter_value empty), and every value of a facet column
   with at least LARGE_GROUP_ROWS rows (say statements where type = 'claim').
-- `_facet_counts`: for each group and facet column, each value and its count,
-  the rows Datasette's own facet query returns.
+- `_facet_counts`: for each group and facet column, its values and their
+  counts, the rows Datasette's own facet query returns (the first 1,001 in
+  its order, as many as any page can ask for).
 
 coop100.site.plugin reads them for a page showing one of those groups and
 counts every other page live, where the rows are few or an index finds them.
@@ -21,7 +22,6 @@ cast CSV cells), so they cost no second pass over SQLite.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
 from typing import Any
 
 import pyarrow as pa
@@ -29,11 +29,14 @@ import pyarrow.compute as pc
 
 from coop100.site.settings import FACET_COUNTS_TABLE as COUNTS_TABLE
 from coop100.site.settings import FACET_GROUPS_TABLE as GROUPS_TABLE
-from coop100.site.settings import column_facets
+from coop100.site.settings import MAX_RETURNED_ROWS, column_facets
 
 # A facet value held by at least this many rows gets the other facets of its
 # page stored too; a smaller group is counted live in a few milliseconds.
 LARGE_GROUP_ROWS = 10_000
+# The most values a facet can show is max_returned_rows (?_facet_size=max); one
+# more tells Datasette the list is truncated. Beyond that no page reads a count.
+_KEEP_VALUES = MAX_RETURNED_ROWS + 1
 _ARROW_TYPES = {"integer": pa.int64(), "boolean": pa.int64(), "number": pa.float64()}
 
 _SCHEMA = f"""
@@ -102,28 +105,39 @@ def _table_counts(
     table: str, data: pa.Table, large_group_rows: int
 ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
     groups: list[tuple[Any, ...]] = [(table, "", "", data.num_rows)]
-    counts = [(table, "", "", *row) for row in _counts(data, data.column_names)]
+    counts = [(table, "", "", *row) for row in _counts(data)]
     for column in data.column_names:
-        for value, rows in _value_counts(data[column]):
-            if rows < large_group_rows:
-                continue
+        for value, rows in _value_counts(data[column], at_least=large_group_rows):
             text = filter_text(value)
             groups.append((table, column, text, rows))
             subset = data.filter(pc.equal(data[column], value))
             # The picked column too: its one value and count, as Datasette shows it.
-            counts += [(table, column, text, *row) for row in _counts(subset, subset.column_names)]
+            counts += [(table, column, text, *row) for row in _counts(subset)]
     return groups, counts
 
 
-def _counts(data: pa.Table, columns: Iterable[str]) -> list[tuple[str, Any, int]]:
+def _counts(data: pa.Table) -> list[tuple[str, Any, int]]:
+    """The values a facet on each column can show, with their counts."""
     return [
-        (column, value, count) for column in columns for value, count in _value_counts(data[column])
+        (column, value, count)
+        for column in data.column_names
+        for value, count in _value_counts(data[column], keep=_KEEP_VALUES)
     ]
 
 
-def _value_counts(values: pa.ChunkedArray) -> list[tuple[Any, int]]:
-    """Each non-null value and how many rows hold it, largest first, as SQLite sorts ties."""
-    found = pc.value_counts(values).to_pylist()
-    pairs = [(item["values"], item["counts"]) for item in found if item["values"] is not None]
-    # One type per column; Python orders str by code point, as SQLite's UTF-8 bytes.
-    return sorted(pairs, key=lambda pair: (-pair[1], pair[0]))
+def _value_counts(
+    values: pa.ChunkedArray, keep: int | None = None, at_least: int = 1
+) -> list[tuple[Any, int]]:
+    """Non-null values and how many rows hold each, in SQLite's `count desc, value` order.
+
+    keep: only the first this many; at_least: only values held by this many rows.
+    Arrow sorts strings by their UTF-8 bytes, as SQLite's default collation does.
+    """
+    found = pc.value_counts(values)
+    counted = pa.table({"value": found.field("values"), "count": found.field("counts")})
+    counted = counted.filter(
+        pc.and_(pc.is_valid(counted["value"]), pc.greater_equal(counted["count"], at_least))
+    )
+    order = pc.sort_indices(counted, sort_keys=[("count", "descending"), ("value", "ascending")])
+    top = counted.take(order[:keep])
+    return list(zip(top["value"].to_pylist(), top["count"].to_pylist(), strict=True))

@@ -29,6 +29,9 @@ class PrecountedColumnFacet(ColumnFacet):  # type: ignore[misc]
         timed_out: list[str] = []
         qs_pairs = self.get_querystring_pairs()
         size = self.get_facet_size()
+        if size > settings.MAX_RETURNED_ROWS:
+            # Served with a higher max_returned_rows than coop100.facets kept values for.
+            return await super().facet_results()  # type: ignore[no-any-return]
         for source_and_config in self.get_configs():
             config = source_and_config["config"]
             column = config.get("column") or config["simple"]
