@@ -118,6 +118,50 @@ def test_views_exist_and_current_affiliations_are_preferred_and_current(db, pack
         assert row["speaker"]
 
 
+# The views as joins, the plain way to write them: the views use subqueries so
+# that a count or a search reads one table, and must give these rows.
+_JOINED = {
+    "statements_detailed": """
+        select s.statement_id, s.type, s.text,
+          coalesce(p.name, so.name) as speaker, coalesce(ao.name, so.name) as organisation,
+          e.name as event, pa.speaking_order,
+          (select json_group_array(topic_id) from (select topic_id from statement_topics st
+            where st.statement_id = s.statement_id order by topic_id)) as topics,
+          s.source_id, s.paragraph
+        from statements s
+        join events e on e.event_id = s.event_id
+        left join people p on p.person_id = s.person_id
+        left join organisations so on so.organisation_id = s.organisation_id
+        left join participations pa on pa.person_id = s.person_id and pa.event_id = s.event_id
+        left join affiliations a on a.affiliation_id = pa.affiliation_id
+        left join organisations ao on ao.organisation_id = a.organisation_id
+    """,
+    "current_affiliations": """
+        select a.affiliation_id, p.name as person, a.role, o.name as organisation, a.start,
+          a.person_id, a.organisation_id, a.source_id
+        from affiliations a
+        join people p on p.person_id = a.person_id
+        left join organisations o on o.organisation_id = a.organisation_id
+        where a.preferred = 1 and a.former = 0
+    """,
+}
+
+
+@pytest.mark.parametrize("view", sorted(_JOINED))
+def test_views_give_the_rows_their_joins_give(db, view):
+    joined = sorted(db.execute(_JOINED[view]).fetchall())
+    assert joined
+    assert sorted(db.execute(f"select * from [{view}]").fetchall()) == joined
+
+
+def test_view_counts_read_one_table(db):
+    """No join or sort in a view's count: the plan is a single scan or index search."""
+    for view in VIEWS:
+        sql = f"explain query plan select count(*) from [{view.name}]"
+        plan = [row[3] for row in db.execute(sql)]
+        assert len(plan) == 1, (view.name, plan)
+
+
 def test_the_same_package_gives_the_same_database(site_root, tmp_path):
     first, second = tmp_path / "a.db", tmp_path / "b.db"
     load_database(site_root / DESCRIPTOR, first)
