@@ -4,7 +4,9 @@ coop100.facets stores, for each table page and each facet value held by many
 rows, what Datasette's facet query would count. This facet class answers from
 those rows when the page shows exactly such a group (the whole table, or
 `?column=value` alone) and otherwise lets Datasette count as usual, so a
-page's facets are the same either way; only the time differs.
+page's facets are the same either way; only the time differs. One difference
+from Datasette, on purpose: a table's later pages (`?_next=`) count their facets
+over every row the page counts, not only the rows after the cursor.
 """
 
 from __future__ import annotations
