@@ -39,23 +39,25 @@ LARGE_GROUP_ROWS = 10_000
 _KEEP_VALUES = MAX_RETURNED_ROWS + 1
 _ARROW_TYPES = {"integer": pa.int64(), "boolean": pa.int64(), "number": pa.float64()}
 
-_SCHEMA = f"""
-create table [{GROUPS_TABLE}] (
+# Two statements run one by one: executescript would first commit the load's
+# open transaction.
+_SCHEMA = (
+    f"""create table [{GROUPS_TABLE}] (
   table_name text not null,
   filter_column text not null,
   filter_value text not null,
   rows integer not null,
   primary key (table_name, filter_column, filter_value)
-);
-create table [{COUNTS_TABLE}] (
+)""",
+    f"""create table [{COUNTS_TABLE}] (
   table_name text not null,
   filter_column text not null,
   filter_value text not null,
   column_name text not null,
   value,
   count integer not null
-);
-"""
+)""",
+)
 _INDEX = (
     f"create index [idx_{COUNTS_TABLE}] on [{COUNTS_TABLE}] "
     "(table_name, filter_column, filter_value, column_name, count desc, value)"
@@ -90,7 +92,8 @@ class FacetCounter:
 
     def write(self, conn: sqlite3.Connection) -> None:
         """Create the two tables and fill them with every collected table's counts."""
-        conn.executescript(_SCHEMA)
+        for statement in _SCHEMA:
+            conn.execute(statement)
         for table in sorted(self._chunks):
             columns = self._chunks[table]
             data = pa.table({name: pa.chunked_array(chunks) for name, chunks in columns.items()})
