@@ -358,7 +358,7 @@ def _insert_rows(
     The facet columns' values go to counter as they are inserted.
     """
     fields = resource["schema"]["fields"]
-    facets = set(counter.wants(resource["name"]))
+    facets = set(column_facets(resource["name"]))
     names = [f["name"] for f in fields]
     missing = set(resource["schema"].get("missingValues", [""]))
     with csv_path.open("rb") as fh:

@@ -29,7 +29,7 @@ import pyarrow.compute as pc
 
 from coop100.site.settings import FACET_COUNTS_TABLE as COUNTS_TABLE
 from coop100.site.settings import FACET_GROUPS_TABLE as GROUPS_TABLE
-from coop100.site.settings import MAX_RETURNED_ROWS, column_facets
+from coop100.site.settings import MAX_RETURNED_ROWS
 
 # A facet value held by at least this many rows gets the other facets of its
 # page stored too; a smaller group is counted live in a few milliseconds.
@@ -64,21 +64,12 @@ _INDEX = (
 )
 
 
-def filter_text(value: Any) -> str:
-    """Return a facet value as its page's query string gives it (`?type=claim`)."""
-    return str(value)
-
-
 class FacetCounter:
     """Collect the facet columns of each table as they are loaded, then store their counts."""
 
     def __init__(self, large_group_rows: int = LARGE_GROUP_ROWS) -> None:
         self.large_group_rows = large_group_rows
         self._chunks: dict[str, dict[str, list[pa.Array]]] = {}
-
-    def wants(self, table: str) -> list[str]:
-        """Return the columns of table whose values should be passed to add()."""
-        return column_facets(table)
 
     def add(self, table: str, column: str, values: list[Any], kind: str) -> None:
         """Take one batch of a column's values, exactly as they are inserted.
@@ -111,7 +102,7 @@ def _table_counts(
     counts = [(table, "", "", *row) for row in _counts(data)]
     for column in data.column_names:
         for value, rows in _value_counts(data[column], at_least=large_group_rows):
-            text = filter_text(value)
+            text = str(value)  # as the page's query string gives it (?type=claim)
             groups.append((table, column, text, rows))
             subset = data.filter(pc.equal(data[column], value))
             # The picked column too: its one value and count, as Datasette shows it.

@@ -35,16 +35,14 @@ class PrecountedColumnFacet(ColumnFacet):  # type: ignore[misc]
 
     async def facet_results(self) -> tuple[list[dict[str, Any]], list[str]]:
         await self._drop_cursor()
-        group = await self._stored_group()
+        size = self.get_facet_size()
+        # More values than coop100.facets kept (a higher max_returned_rows) count live.
+        group = await self._stored_group() if size <= settings.MAX_RETURNED_ROWS else None
         if group is None:
             return await super().facet_results()  # type: ignore[no-any-return]
         results: list[dict[str, Any]] = []
         timed_out: list[str] = []
         qs_pairs = self.get_querystring_pairs()
-        size = self.get_facet_size()
-        if size > settings.MAX_RETURNED_ROWS:
-            # Served with a higher max_returned_rows than coop100.facets kept values for.
-            return await super().facet_results()  # type: ignore[no-any-return]
         for source_and_config in self.get_configs():
             config = source_and_config["config"]
             column = config.get("column") or config["simple"]

@@ -49,8 +49,8 @@ DATASETTE_SETTINGS: dict[str, int | bool] = {
 
 # -- table pages -------------------------------------------------------------
 
-# Default sort column and facets per table or view. coop100.database indexes the
-# facet columns in this order and stores their counts (coop100.facets).
+# Default sort column and facets per table or view. coop100.database indexes each
+# page in its order, each facet column before it, and stores facet counts (coop100.facets).
 SORT: dict[str, str] = {
     "sources": "label",
     "organisations": "name",
