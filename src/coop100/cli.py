@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import NoReturn
 
 import click
 
-from . import settings
+from . import report, settings
 from .archive import ZIP_NAME, write_zip
 from .database import DatabaseError, write_database
 from .package import (
@@ -25,7 +26,7 @@ from .package import (
     drifted_files,
     finish_interrupted_publish,
 )
-from .records import RecordsError
+from .records import Problem, RecordsError
 from .site import settings as site_settings
 from .validate import validate_package
 
@@ -38,11 +39,29 @@ _root = click.option(
 )
 
 
-def _fail(problems: list[str], what: str) -> NoReturn:
-    for problem in problems:
-        click.echo(problem, err=True)
-    click.echo(f"{len(problems)} problem(s): {what}", err=True)
+_format = click.option(
+    "--format",
+    "format_",
+    type=click.Choice(report.FORMATS),
+    default="text",
+    show_default=True,
+    help="Problems as text lines, GitHub workflow commands (and a step summary), or JSON",
+)
+
+
+def _report(problems: Sequence[Problem | str], outcome: str) -> None:
+    context = click.get_current_context()
+    report.emit(problems, outcome, context.info_name or "", context.params.get("format_", "text"))
+
+
+def _fail(problems: Sequence[Problem | str], what: str) -> NoReturn:
+    _report(problems, what)
     sys.exit(1)
+
+
+def _say(message: str) -> None:
+    """Progress: on stdout, unless stdout is for the JSON report."""
+    click.echo(message, err=click.get_current_context().params.get("format_") == "json")
 
 
 def _check_root(root: Path) -> None:
@@ -81,7 +100,8 @@ def _write_database_and_zip(root: Path) -> tuple[Path, Path]:
 
 @cli.command()
 @_root
-def build(root: Path) -> None:
+@_format
+def build(root: Path, format_: str) -> None:
     """Validate records/ and publish the package: CSV, Parquet, schemas, datapackage.json.
 
     Nothing is published unless the whole package validates (the Table Schema
@@ -95,31 +115,33 @@ def build(root: Path) -> None:
     Example:
 
         coop100 build
+        coop100 build --format github   # on GitHub: errors marked on their lines
     """
     _check_root(root)
     try:
         paths = build_package(root / settings.RECORDS_DIR, root, check=_check_staged)
     except RecordsError as exc:
-        _fail([str(p) for p in exc.problems], "nothing was published; fix the records above")
+        _fail(exc.problems, "nothing was published; fix the records above")
     except PackageError as exc:
         _fail(exc.problems, "the built package is invalid; nothing was published")
     except BuildDirError as exc:
         _fail(exc.problems, "nothing was published")
     except OSError as exc:
         _fail([_os_problem(exc)], "the build could not write its files")
-    click.echo(f"published {len(paths)} files under {root}")
+    _say(f"published {len(paths)} files under {root}")
     try:
         db_path, zip_path = _write_database_and_zip(root)
     except DatabaseError as exc:
         _fail([str(exc)], "the package was published but the database was not written")
     except OSError as exc:
         _fail([_os_problem(exc)], "the database or zip could not be written")
-    click.echo(f"wrote {db_path} and {zip_path}")
+    _report([], f"wrote {db_path} and {zip_path}")
 
 
 @cli.command()
 @_root
-def validate(root: Path) -> None:
+@_format
+def validate(root: Path, format_: str) -> None:
     """Check the records and the published package; exit 1 on any problem.
 
     Checks every record, that the published files are what the records build
@@ -130,24 +152,25 @@ def validate(root: Path) -> None:
     Example:
 
         coop100 validate
+        coop100 validate --format json
     """
     _check_root(root)
-    problems: list[str] = []
+    problems: list[Problem | str] = []
     try:
         if (root / settings.PUBLISH_JOURNAL).exists():
             with build_lock(root):
                 finished = finish_interrupted_publish(root)
-            click.echo(f"finished an interrupted build: moved {len(finished)} files into place")
+            _say(f"finished an interrupted build: moved {len(finished)} files into place")
     except BuildDirError as exc:
         problems += exc.problems
     try:
         problems += drifted_files(root / settings.RECORDS_DIR, root)
     except RecordsError as exc:
-        problems += [str(p) for p in exc.problems]
+        problems += exc.problems
     problems += validate_package(root)
     if problems:
         _fail(problems, "the package is not valid")
-    click.echo("valid: records, checksums, CSV == Parquet, frictionless")
+    _report([], "valid: records, checksums, CSV == Parquet, frictionless")
 
 
 @cli.command()
