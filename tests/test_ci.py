@@ -220,3 +220,33 @@ def test_a_readme_sample_is_the_real_output(sample: re.Match[str], tmp_path: Pat
         f"README.md's sample of `{sample['command']}` ({sample['stream']}) is out of date; "
         f"the real output is:\n{outputs[sample['stream']]}"
     )
+
+
+def test_the_data_diff_shows_a_real_edit(tmp_path: Path) -> None:
+    """`.ci/data-diff` on a commit that rewords a statement shows its text old -> new."""
+    if "diff" not in cli.commands:
+        pytest.skip("this version of coop100 has no `coop100 diff` (issue 12) to show")
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True)
+    statements = clone / "records" / "statements.yaml"
+    old = "Opened the webinar with an introduction"
+    new = "Opened the webinar, 100% online, with an introduction"
+    statements.write_text(statements.read_text(encoding="utf-8").replace(old, new, 1), "utf-8")
+    coop100 = str(Path(sys.executable).parent / "coop100")
+    built = subprocess.run([coop100, "build", "--root", str(clone)], capture_output=True, text=True)
+    assert built.returncode == 0, built.stderr
+    git = ["git", "-c", "user.name=CI", "-c", "user.email=ci@example.org", "-C", str(clone)]
+    subprocess.run([*git, "commit", "--quiet", "--all", "--message", "reword"], check=True)
+    shown = subprocess.run(
+        ["bash", str(clone / ".ci" / "data-diff"), "HEAD^1"],
+        env=os.environ | {"COOP100": coop100},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert shown.startswith("### What this change does to the published data\n")
+    assert "| `statements` | 16 | 16 | 0 | 0 | 1 | 0 |" in shown
+    assert f"| esim-introduction | `text` | {old}" in shown
+    assert f"| {new}" in shown
+    worktrees = subprocess.run([*git, "worktree", "list"], capture_output=True, text=True)
+    assert len(worktrees.stdout.splitlines()) == 1  # the base's worktree is gone
