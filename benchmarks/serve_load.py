@@ -85,22 +85,21 @@ def pages(db_path: Path, baseline: bool = False) -> dict[str, str]:
     }
     for name in CANNED_QUERIES:
         found[f"canned: {name}"] = f"/coop100/{name}"
-    if not baseline:
-        # Pages of coop100.site.pages; the unindexed copy is not what they are built for.
-        found |= {
-            "page: person (most statements)": f"/coop100/people/{person}",
-            "page: person, next statements": (
-                f"/coop100/people/{person}?statements_after={page_ids['person_cursor']}"
-            ),
-            "page: organisation (most parts)": f"/coop100/organisations/{page_ids['organisation']}",
-            "page: event": f"/coop100/events/{page_ids['event']}",
-            "page: programme event": f"/coop100/events/{page_ids['programme']}",
-            "page: topic (most statements)": f"/coop100/topics/{page_ids['topic']}",
-            "page: topic, next statements": (
-                f"/coop100/topics/{page_ids['topic']}?statements_after={page_ids['topic_cursor']}"
-            ),
-            "page: statement (most answered)": f"/coop100/statements/{page_ids['statement']}",
-        }
+    # Pages of coop100.site.pages, the heaviest of each type.
+    found |= {
+        "page: person (most statements)": f"/coop100/people/{person}",
+        "page: person, next statements": (
+            f"/coop100/people/{person}?statements_after={page_ids['person_cursor']}"
+        ),
+        "page: organisation (most parts)": f"/coop100/organisations/{page_ids['organisation']}",
+        "page: event": f"/coop100/events/{page_ids['event']}",
+        "page: programme event": f"/coop100/events/{page_ids['programme']}",
+        "page: topic (most statements)": f"/coop100/topics/{page_ids['topic']}",
+        "page: topic, next statements": (
+            f"/coop100/topics/{page_ids['topic']}?statements_after={page_ids['topic_cursor']}"
+        ),
+        "page: statement (most answered)": f"/coop100/statements/{page_ids['statement']}",
+    }
     return found
 
 
@@ -109,7 +108,8 @@ def _page_ids(db: sqlite3.Connection, person: str) -> dict[str, str]:
     from coop100.site.pages import PAGE_SIZE
 
     def one(sql: str, *params: Any) -> str:
-        return str(db.execute(sql, params).fetchone()[0])
+        found = db.execute(sql, params).fetchone()
+        return str(found[0]) if found else ""
 
     topic = one(
         "select topic_id from statement_topics group by topic_id order by count(*) desc limit 1"

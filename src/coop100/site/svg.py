@@ -155,12 +155,13 @@ def matrix(
         return None
     label_width, cell, header = 170, 26, 120
     most = max(counts.values(), default=0) or 1
-    width = max(WIDTH, label_width + cell * len(speakers) + 10)
+    # Room on the right for the last speakers' names, which slant up and away.
+    width = max(WIDTH, label_width + cell * len(speakers) + 70)
     body = []
     for j, speaker in enumerate(speakers):
         x = label_width + j * cell + cell / 2
         body.append(
-            _text(x, header - 6, _cut(speaker, 18), transform=f"rotate(-55 {x:g} {header - 6})")
+            _text(x, header - 6, _cut(speaker, 16), transform=f"rotate(-55 {x:g} {header - 6})")
         )
     for i, topic in enumerate(topics):
         y = header + i * cell + cell / 2
