@@ -522,3 +522,67 @@ def test_a_topics_statements_come_a_page_at_a_time(big_client: Any) -> None:
 def _read_package_csv(root: Path, table: str) -> list[dict[str, str]]:
     with (root / "build" / "csv" / f"{table}.csv").open(encoding="utf-8", newline="") as fh:
         return list(csv.DictReader(fh))
+
+
+class _Recording:
+    """A connection that notes every query and its parameters."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self.queries: list[tuple[str, tuple[Any, ...]]] = []
+
+    def execute(self, sql: str, params: Any = ()) -> Any:
+        self.queries.append((sql, tuple(params)))
+        return self.conn.execute(sql, params)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.conn, name)
+
+
+def _scans(conn: Any, sql: str, params: tuple[Any, ...]) -> list[str]:
+    """The plan's full scans of a table (not of a subquery, a CTE or json_each)."""
+    plan = [row[3] for row in conn.execute(f"explain query plan {sql}", params)]
+    inner = {m.group(1) for d in plan if (m := re.match(r"(?:CO-ROUTINE|MATERIALIZE) (\w+)", d))}
+    inner |= set(re.findall(r"recursive (\w+)\(", sql))
+    return [
+        d
+        for d in plan
+        if (m := re.match(r"SCAN (\w+)", d))
+        # sources: the few documents the package rests on, listed whole on every page
+        and m.group(1) not in inner | {"json_each", "sources", "CONSTANT"}
+    ]
+
+
+def test_every_page_query_follows_an_index(big_client: Any) -> None:
+    import sqlite3
+
+    from coop100.site.pages import LINKED, read_page
+
+    _, root = big_client
+    conn = sqlite3.connect(f"file:{root / 'build' / 'coop100.db'}?immutable=1", uri=True)
+    statements = _read_package_csv(root, "statements")
+    busiest = Counter(s["person_id"] for s in statements if s["person_id"]).most_common(1)[0][0]
+    answered = next(s for s in statements if s["responds_to_statement_id"])
+
+    class Request:
+        def __init__(self, after: str = "") -> None:
+            self.args = {"statements_after": after} if after else {}
+
+    cases = [
+        ("people", busiest, Request()),
+        ("people", busiest, Request(statements[-1]["statement_id"])),
+        ("organisations", "ilo", Request()),
+        ("events", answered["event_id"], Request()),
+        ("events", "ilo-coop-100", Request()),
+        ("topics", "cooperatives", Request()),
+        ("topics", "cooperatives", Request("event-1")),
+        ("statements", answered["statement_id"], Request()),
+    ]
+    prefixes = {table: f"/{DATABASE}/{table}" for table in LINKED}
+    for table, key, request in cases:
+        recording = _Recording(conn)
+        read_page(recording, table, key, request, 1000, prefixes)  # type: ignore[arg-type]
+        assert recording.queries
+        for sql, params in recording.queries:
+            assert _scans(conn, sql, params) == [], (table, sql)
+    conn.close()

@@ -33,7 +33,7 @@ from coop100.site import settings, svg
 # (a statement_id) pages through the rest.
 PAGE_SIZE = 50
 # Rows of any other list a page shows before it links to the table holding them all.
-LIST_LIMIT = 100
+LIST_LIMIT = 50
 # Statements of one event, or of one thread, drawn and listed in full up to this.
 THREAD_LIMIT = 200
 CURSOR_ARG = "statements_after"
@@ -157,18 +157,16 @@ def _count(reader: _Reader, table: str, column: str, value: str) -> int:
     coop100.facets stores the size of every group of 10,000 rows or more; counting
     one live (a topic's 140,000 statements at a million) takes tens of milliseconds.
     """
-    stored = reader.conn.execute(
-        "select 1 from sqlite_master where type = 'table' and name = ?",
-        [settings.FACET_GROUPS_TABLE],
-    ).fetchone()
-    if stored:
+    try:
         found = reader.conn.execute(
             f"select rows from [{settings.FACET_GROUPS_TABLE}] "
             "where table_name = ? and filter_column = ? and filter_value = ?",
             [table, column, value],
         ).fetchone()
-        if found:
-            return int(found[0])
+    except sqlite3.OperationalError:  # a database loaded without the stored facets
+        found = None
+    if found:
+        return int(found[0])
     return int(reader.value(f"select count(*) from [{table}] where [{column}] = ?", [value]))
 
 

@@ -121,7 +121,7 @@ def thread(title: str, nodes: Sequence[Node]) -> Markup | None:
         return None
     row = 24
     longest = max((abs(i - n.answers) for i, n in enumerate(nodes) if n.answers is not None))
-    x = min(20 + 10 * longest, 120)
+    x = min(36 + 10 * longest, 120)
     marker = _id(title) + "-arrow"
     body = [
         f'<defs><marker id="{marker}" viewBox="0 0 8 8" refX="7" refY="4" markerWidth="7" '
@@ -131,7 +131,7 @@ def thread(title: str, nodes: Sequence[Node]) -> Markup | None:
         if node.answers is None:
             continue
         y1, y2 = i * row + 14, node.answers * row + 14
-        bend = x - min(x - 6, 10 + 10 * abs(i - node.answers))
+        bend = x - min(x - 4, 24 + 10 * abs(i - node.answers))
         body.append(
             f'<path d="M{x - 6},{y1} C{bend},{y1} {bend},{y2} {x - 7},{y2}" fill="none" '
             f'stroke="{BAR}" stroke-width="1.5" marker-end="url(#{marker})"/>'
