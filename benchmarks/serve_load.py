@@ -85,8 +85,10 @@ def pages(db_path: Path, baseline: bool = False) -> dict[str, str]:
     }
     for name in CANNED_QUERIES:
         found[f"canned: {name}"] = f"/coop100/{name}"
-    # Pages of coop100.site.pages, the heaviest of each type.
+    # Pages of coop100.site.pages, the heaviest of each type, after a floor: the
+    # same row as JSON, a row page with no page to build (compare p95s within a run).
     found |= {
+        "page floor: row as JSON": f"/coop100/statements/{statement}.json",
         "page: person (most statements)": f"/coop100/people/{person}",
         "page: person, next statements": (
             f"/coop100/people/{person}?statements_after={page_ids['person_cursor']}"

@@ -23,9 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import jinja2
 from datasette import hookimpl
 from datasette.utils import sqlite_timelimit, tilde_encode, urlsafe_components
 from datasette.utils.asgi import Response
+from markupsafe import Markup
 
 from coop100.site import settings, svg
 
@@ -57,6 +59,8 @@ class _Reader:
     conn: sqlite3.Connection
     # Each page table's URL, from datasette.urls, so links need no per-row lookup.
     prefixes: dict[str, str] = field(default_factory=dict)
+    # Every source by source_id, for the citations' labels; only those cited are listed.
+    sources: dict[str, Row] = field(default_factory=dict)
     cited: set[str] = field(default_factory=set)
 
     def href(self, table: str, key: str | None) -> str | None:
@@ -113,6 +117,19 @@ from statements s
 
 def _json_ids(ids: Iterable[str]) -> str:
     return json.dumps(sorted(set(ids)))
+
+
+# Statement lists are rendered here, by a plain Jinja environment on the same
+# templates: Datasette's async one took most of a busy speaker's page time on them.
+_JINJA = jinja2.Environment(
+    loader=jinja2.PackageLoader("coop100.site", "templates"), autoescape=True
+)
+
+
+def _html(macro: str, *args: Any) -> Markup:
+    """Call a macro of templates/_coop100_statements.html and return its HTML."""
+    module = _JINJA.get_template("_coop100_statements.html").module
+    return Markup(getattr(module, macro)(*args))
 
 
 def _with_links(reader: _Reader, statements: list[Row]) -> list[Row]:
@@ -239,7 +256,10 @@ def person_page(reader: _Reader, person_id: str, request: Any) -> Row:
         "claims": _claims(affiliations),
         "participations": participations[:LIST_LIMIT],
         "participations_total": total_events,
-        "statements": _with_links(reader, statements),
+        "statements": statements,
+        "statements_html": _html(
+            "statements", reader.sources, _with_links(reader, statements), False, True
+        ),
         "statements_total": total,
         "next_cursor": next_cursor,
         "cursor": _cursor(request),
@@ -376,7 +396,9 @@ def organisation_page(reader: _Reader, organisation_id: str, request: Any) -> Ro
         "affiliations_shown": min(len(affiliations), LIST_LIMIT),
         "published": sources,
         "events": events[:LIST_LIMIT],
-        "statements": _with_links(reader, statements[:LIST_LIMIT]),
+        "statements_html": _html(
+            "statements", reader.sources, _with_links(reader, statements[:LIST_LIMIT]), False, True
+        ),
         "tree_svg": svg.tree(f"Where {name} sits in the organisation tree", tree),
     }
 
@@ -466,7 +488,7 @@ def event_page(reader: _Reader, event_id: str, request: Any) -> Row:
         "programme": programme,
         "statements": statements,
         "statements_total": statements_total,
-        "thread": _thread(statements),
+        "thread_html": _html("thread", reader.sources, _thread(statements)),
         "speakers": [s for s, _ in speakers],
         "topic_labels": topic_labels,
         "matrix": matrix,
@@ -539,7 +561,7 @@ def topic_page(reader: _Reader, topic_id: str, request: Any) -> Row:
     ):
         group = groups.setdefault(
             (s["event_date"], s["event_id"]),
-            {"event_id": s["event_id"], "event_name": s["event_name"], "speakers": {}},
+            {"event_href": s["event_href"], "event_name": s["event_name"], "speakers": {}},
         )
         group["speakers"].setdefault(s["speaker"], []).append(s)
     counts: dict[str, int] = {}
@@ -549,7 +571,7 @@ def topic_page(reader: _Reader, topic_id: str, request: Any) -> Row:
     return {
         "kind": "topic",
         "row": topic,
-        "groups": list(groups.values()),
+        "groups_html": _html("by_event", reader.sources, list(groups.values())),
         "statements": statements,
         "statements_total": total,
         "next_cursor": next_cursor,
@@ -600,7 +622,11 @@ def statement_page(reader: _Reader, statement_id: str, request: Any) -> Row:
         "row": statement,
         "statement": statement,
         "capacity": capacity,
-        "thread": _thread(thread) if len(thread) > 1 else [],
+        "thread_html": (
+            _html("thread", reader.sources, _thread(thread), statement_id)
+            if len(thread) > 1
+            else None
+        ),
         "thread_cut": len(members) > THREAD_LIMIT,
         "thread_svg": (
             svg.thread("The thread this statement is part of", _graph(thread, statement_id))
@@ -633,14 +659,14 @@ def read_page(
     """
     reader = _Reader(conn, prefixes)
     with sqlite_timelimit(conn, time_limit_ms):
-        page = PAGES[table](reader, key, request)
-        # Every source, for the citations' labels; only those cited are listed.
         cursor = conn.execute("select * from sources order by label")
         names = [d[0] for d in cursor.description]
-        sources = [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
-    page["sources"] = {s["source_id"]: s for s in sources}
+        sources = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        reader.sources = {source["source_id"]: source for source in sources}
+        page = PAGES[table](reader, key, request)
+    page["sources"] = reader.sources
+    page["cited"] = [s for s in reader.sources.values() if s["source_id"] in reader.cited]
     page["prefixes"] = prefixes
-    page["cited"] = [s for s in sources if s["source_id"] in reader.cited]
     return page
 
 
