@@ -586,3 +586,20 @@ def test_every_page_query_follows_an_index(big_client: Any) -> None:
         for sql, params in recording.queries:
             assert _scans(conn, sql, params) == [], (table, sql)
     conn.close()
+
+
+def test_the_page_hooks_are_registered_from_the_plugin_module(client: SiteClient) -> None:
+    """pluggy registers the hookimpls it finds as attributes of coop100.site.plugin."""
+    from datasette.plugins import pm
+
+    from coop100.site import pages
+
+    for hook, function in (
+        ("extra_template_vars", pages.page_template_vars),
+        ("extra_css_urls", pages.page_css_urls),
+        ("register_routes", pages.page_routes),
+    ):
+        assert function in [impl.function for impl in getattr(pm.hook, hook).get_hookimpls()]
+    response = client.get(pages.CSS_URL)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/css")
