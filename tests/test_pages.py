@@ -273,7 +273,9 @@ def test_organisation_page(client: SiteClient, package: Package, organisation_id
         assert "not part of any other organisation" in tree.text
     for child in package.rows["organisations"]:
         if child["parent_organisation_id"] == organisation_id:
-            assert f"/{DATABASE}/organisations/{child['organisation_id']}" in tree.hrefs()
+            (item,) = [li for li in tree.all("li") if child["name"] in li.text]
+            assert f"/{DATABASE}/organisations/{child['organisation_id']}" in item.hrefs()
+            assert package.cite(child) in item.text
     assert page.all("svg", role="img")  # the tree, drawn
     section = _section(page, "people")
     for a in package.rows["affiliations"]:
@@ -308,7 +310,9 @@ def test_event_page(client: SiteClient, package: Package, event_id: str) -> None
         assert f"/{DATABASE}/events/{event['parent_event_id']}" in details.hrefs()
     for child in package.rows["events"]:
         if child["parent_event_id"] == event_id:
-            assert f"/{DATABASE}/events/{child['event_id']}" in _section(page, "parts").hrefs()
+            (item,) = [li for li in _section(page, "parts").all("li") if child["name"] in li.text]
+            assert f"/{DATABASE}/events/{child['event_id']}" in item.hrefs()
+            assert package.cite(child) in item.text
 
     programme = sorted(
         (p for p in package.rows["participations"] if p["event_id"] == event_id),

@@ -313,7 +313,7 @@ def organisation_page(reader: _Reader, organisation_id: str, request: Any) -> Ro
         [organisation_id],
     )
     children = reader.rows(
-        "select organisation_id, name, type, "
+        "select organisation_id, name, type, source_id, paragraph, "
         "(select count(*) from organisations g where g.parent_organisation_id = c.organisation_id)"
         " as children from organisations c where parent_organisation_id = ? "
         "order by name, organisation_id limit ?",
@@ -421,7 +421,7 @@ def event_page(reader: _Reader, event_id: str, request: Any) -> Row:
             [event["parent_event_id"]],
         )
         siblings = reader.rows(
-            "select event_id, name, type, start_date from events "
+            "select event_id, name, type, start_date, source_id, paragraph from events "
             "where parent_event_id = ? and event_id <> ? order by start_date, event_id limit ?",
             [event["parent_event_id"], event_id, LIST_LIMIT + 1],
         )
@@ -429,7 +429,8 @@ def event_page(reader: _Reader, event_id: str, request: Any) -> Row:
             "select count(*) - 1 from events where parent_event_id = ?", [event["parent_event_id"]]
         )
     parts = reader.rows(
-        "select e.event_id, e.name, e.type, e.start_date from events e "
+        "select e.event_id, e.name, e.type, e.start_date, e.source_id, e.paragraph "
+        "from events e "
         "where e.parent_event_id = ? order by e.start_date, e.event_id limit ?",
         [event_id, LIST_LIMIT + 1],
     )
