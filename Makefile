@@ -17,6 +17,14 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP) ## Create .venv with the pinned dependencies (constraints.txt)
 
+# axe-core checks the pages' accessibility in the browser tests; pinned, from npm
+# (MPL-2.0). Reinstalled when this file changes, so a new pin takes effect.
+AXE_CORE_VERSION := 4.10.3
+AXE_CORE := build/node/node_modules/axe-core/axe.min.js
+$(AXE_CORE): Makefile
+	npm install --prefix build/node --no-save --no-audit --no-fund --ignore-scripts axe-core@$(AXE_CORE_VERSION)
+	touch $@
+
 lint: $(STAMP) ## ruff lint and format check
 	$(BIN)/ruff check $(PY_DIRS)
 	$(BIN)/ruff format --check $(PY_DIRS)
@@ -41,7 +49,7 @@ bench-serve: $(STAMP) ## Load-check the served site with wrk: req/s, p50, p95, p
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python benchmarks/serve_load.py
 
-test: $(STAMP) ## Lint, typecheck and run the whole test suite
+test: $(STAMP) $(AXE_CORE) ## Lint, typecheck and run the whole test suite
 	$(MAKE) lint typecheck
 	$(BIN)/pytest
 

@@ -3,12 +3,13 @@
 Starts `coop100 serve` (the same plugin, immutable database, inspect file and
 metadata) on a free loopback port for a built project folder, runs wrk against
 a table page with its facets, the same with a facet value picked, filtered
-pages, full-text searches, a row page, a view page and every canned query, and
-prints one line each. With --baseline it then serves a copy of the same
-database without the indexes, the full-text tables and the stored facet
-counts, the database a plain `sqlite-utils insert` would give, and
-measures the same pages (the search as `text__contains`, the only search that
-copy has). This is a measurement, not a test: nothing here asserts on timings.
+pages, full-text searches, a row page, a view page, every canned query and the
+heaviest row of each page type of coop100.site.pages (a person, an organisation,
+an event, a topic, a statement), and prints one line each. With --baseline it
+then serves a copy of the same database without the indexes, the full-text
+tables and the stored facet counts, the database a plain `sqlite-utils insert`
+would give, and measures the same pages (the search as `text__contains`, the
+only search that copy has). This is a measurement, not a test: nothing here asserts on timings.
 
 Example:
 
@@ -65,6 +66,7 @@ def pages(db_path: Path, baseline: bool = False) -> dict[str, str]:
         (second_page,) = db.execute(
             "select statement_id from statements order by statement_id limit 1 offset 99"
         ).fetchone()
+        page_ids = _page_ids(db, person)
     finally:
         db.close()
     search = "text__contains=displace" if baseline else "_search=displaced"
@@ -83,7 +85,67 @@ def pages(db_path: Path, baseline: bool = False) -> dict[str, str]:
     }
     for name in CANNED_QUERIES:
         found[f"canned: {name}"] = f"/coop100/{name}"
+    # Pages of coop100.site.pages, the heaviest of each type, after a floor: the
+    # same row as JSON, a row page with no page to build (compare p95s within a run).
+    found |= {
+        "page floor: row as JSON": f"/coop100/statements/{statement}.json",
+        "page: person (most statements)": f"/coop100/people/{person}",
+        "page: person, next statements": (
+            f"/coop100/people/{person}?statements_after={page_ids['person_cursor']}"
+        ),
+        "page: organisation (most parts)": f"/coop100/organisations/{page_ids['organisation']}",
+        "page: event": f"/coop100/events/{page_ids['event']}",
+        "page: programme event": f"/coop100/events/{page_ids['programme']}",
+        "page: topic (most statements)": f"/coop100/topics/{page_ids['topic']}",
+        "page: topic, next statements": (
+            f"/coop100/topics/{page_ids['topic']}?statements_after={page_ids['topic_cursor']}"
+        ),
+        "page: statement (most answered)": f"/coop100/statements/{page_ids['statement']}",
+    }
     return found
+
+
+def _page_ids(db: sqlite3.Connection, person: str) -> dict[str, str]:
+    """The heaviest row of each page type, and the cursors of second pages."""
+    from coop100.site.pages import PAGE_SIZE
+
+    def one(sql: str, *params: Any) -> str:
+        found = db.execute(sql, params).fetchone()
+        return str(found[0]) if found else ""
+
+    topic = one(
+        "select topic_id from statement_topics group by topic_id order by count(*) desc limit 1"
+    )
+    return {
+        "person_cursor": one(
+            "select statement_id from statements where person_id = ? order by rowid "
+            "limit 1 offset ?",
+            person,
+            PAGE_SIZE - 1,
+        ),
+        "organisation": one(
+            "select parent_organisation_id from organisations where parent_organisation_id "
+            "is not null group by 1 order by count(*) desc limit 1"
+        ),
+        "event": one(
+            "select event_id from statements group by event_id order by count(*) desc limit 1"
+        ),
+        "programme": one(
+            "select parent_event_id from events where parent_event_id is not null "
+            "group by 1 order by count(*) desc limit 1"
+        ),
+        "topic": topic,
+        "topic_cursor": one(
+            "select statement_id from statement_topics where topic_id = ? "
+            "order by statement_id limit 1 offset ?",
+            topic,
+            PAGE_SIZE - 1,
+        ),
+        "statement": one(
+            "select responds_to_statement_id from statements where responds_to_statement_id "
+            "is not null group by 1 order by count(*) desc limit 1"
+        ),
+    }
 
 
 def strip_database(root: Path, target: Path) -> Path:
@@ -255,6 +317,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=1)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, help="write serve.json and serve.md here")
+    parser.add_argument("--match", default="", help="load only the pages whose name has this")
     args = parser.parse_args()
     args.wrk = shutil.which("wrk")
     if args.wrk is None:
@@ -274,12 +337,15 @@ def main() -> None:
     }
     print(f"wrk -t{args.threads} -c{args.connections} -d{args.seconds}s, {statements:,} statements")
     print(f"{'page':<34} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}")
-    results["indexed"] = measure(root, pages(db_path), args)
+    selected = {k: v for k, v in pages(db_path).items() if args.match in k}
+    results["indexed"] = measure(root, selected, args)
     if args.baseline:
         with tempfile.TemporaryDirectory(dir=root.parent) as tmp:
             print("baseline: no foreign-key indexes, no full-text search")
             stripped = strip_database(root, Path(tmp))
-            results["baseline"] = measure(Path(tmp), pages(stripped, baseline=True), args)
+            base_pages = pages(stripped, baseline=True)
+            base_pages = {k: v for k, v in base_pages.items() if args.match in k}
+            results["baseline"] = measure(Path(tmp), base_pages, args)
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "serve.json").write_text(json.dumps(results, indent=2) + "\n")

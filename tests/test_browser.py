@@ -95,12 +95,13 @@ def test_search_box_finds_statements(page, package_rows):
 
 def test_row_page_links_foreign_keys_by_label(page):
     page.goto(f"/{DATABASE}/statements/esim-introduction")
-    link = page.locator('a[href="/coop100/people/simel-esim"]')
+    # The row as stored, at the foot of the statement's page (coop100.site.pages).
+    link = page.locator('.coop100-row a[href="/coop100/people/simel-esim"]')
     assert link.inner_text() == "Simel Esim"
     _shot(page, "row")
     link.click()
     page.wait_for_url("**/coop100/people/simel-esim")
-    assert "Esim, Simel" in page.locator("table.rows-and-columns").inner_text()
+    assert "Esim, Simel" in page.locator(".coop100-row").inner_text()
 
 
 def test_canned_query_runs(page, package_rows):
