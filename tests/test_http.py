@@ -41,6 +41,8 @@ BAD_REQUESTS = [
     ("GET", f"/{DATABASE}/statements?_facet=%7B" + "%5B" * 5000, 400),
     ("GET", f"/{DATABASE}.csv", 400),
     ("GET", f"/{DATABASE}.csv?sql=", 400),
+    ("GET", f"/{DATABASE}/statements.blob?_blob_column=text&_blob_hash=x", 400),
+    ("GET", f"/{DATABASE}/statements.blob?_blob_column=text&type=nosuch", 404),
     ("GET", f"/{DATABASE}.db.json", 404),
     ("GET", "/nosuch", 404),
     ("GET", f"/{DATABASE}/nosuch", 404),
@@ -158,7 +160,7 @@ def test_pages_send_security_headers_that_allow_their_own_scripts(served, path):
 def test_both_hooks_are_registered(client):
     plugins = {p["name"]: p["hooks"] for p in client.json("/-/plugins.json")}
     hooks = next(hooks for name, hooks in plugins.items() if "coop100" in name)
-    assert {"asgi_wrapper", "handle_exception"} <= set(hooks)
+    assert {"asgi_wrapper", "handle_exception", "register_output_renderer"} <= set(hooks)
 
 
 def test_a_flood_of_bad_requests_leaves_the_site_answering(served, site_root):
