@@ -93,7 +93,9 @@ def asgi_wrapper(datasette: Any) -> Callable[[App], App]:
     parameters) to the log: the visitor gets the error, the access log the URL.
     """
     for database in datasette.databases.values():
-        database.execute = _quiet(database.execute)
+        # Datasette builds its app twice (its in-process client, then the server).
+        if not hasattr(database.execute, "__wrapped__"):
+            database.execute = _quiet(database.execute)
     headers = [
         (b"content-security-policy", _csp(datasette).encode()),
         *((name.lower().encode(), value.encode()) for name, value in SECURITY_HEADERS.items()),
