@@ -188,3 +188,56 @@ def test_a_flood_of_bad_requests_leaves_the_site_answering(served, site_root):
         for thread in threads:
             thread.join()
     assert set(flooded) == {404}
+
+
+# Parameters that are wrong on every table and view page, whatever its columns.
+WRONG_EVERYWHERE = [
+    "_sort=nosuch",
+    "_sort_desc=nosuch",
+    "_next=~~~",
+    "_facet=%7B%7D",
+    "_timelimit=x",
+    "nosuch__gt=99999999999999999999",
+    "nosuch__in=%5B1,",
+]
+
+
+def test_every_table_and_view_refuses_bad_parameters(served, client):
+    base, _ = served
+    listing = client.json(f"/{DATABASE}.json")
+    names = [t["name"] for t in listing["tables"] if not t["hidden"]]
+    names += [v["name"] for v in listing["views"]]
+    answers = {}
+    for name in names:
+        for fmt in ("", ".json", ".csv"):
+            for query in WRONG_EVERYWHERE:
+                path = f"/{DATABASE}/{urllib.parse.quote(name)}{fmt}?{query}"
+                answers[path] = _request(base, "GET", path)[0]
+    assert len(names) >= 10
+    # `_next=~~~` is a keyset cursor on a table (no row follows it: 200), an offset on a view.
+    assert {path: status for path, status in answers.items() if status >= 500} == {}
+
+
+def test_an_unforeseen_error_is_a_500_with_one_line_of_log(client, caplog):
+    """The last resort: a bare 500 for the visitor, one log line naming the code for us."""
+    from datasette.utils.asgi import Request
+
+    from coop100.site.http import _exception_response
+
+    try:
+        raise RuntimeError("secret at /srv/coop100")
+    except RuntimeError as exc:
+        error = exc
+    request = Request.fake(f"/{DATABASE}/statements.json")
+    with caplog.at_level("ERROR"):
+        response = client.loop.run_until_complete(_exception_response(client.ds, request, error))
+    assert (response.status, response.body) == (
+        500,
+        '{"ok": false, "error": "Internal error", "status": 500, "title": null}',
+    )
+    assert [r.getMessage().splitlines() for r in caplog.records] == [
+        [
+            f"GET '/{DATABASE}/statements.json': RuntimeError 'secret at /srv/coop100' "
+            f"at test_http.py:{error.__traceback__.tb_lineno}"
+        ]
+    ]
