@@ -49,6 +49,10 @@ bench-serve: $(STAMP) ## Load-check the served site with wrk: req/s, p50, p95, p
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python benchmarks/serve_load.py
 
+bench-errors: $(STAMP) ## Flood the served site with bad requests and time the landing page meanwhile (wrk)
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(BIN)/python benchmarks/errors_load.py --out benchmarks/results
+
 test: $(STAMP) $(AXE_CORE) ## Lint, typecheck and run the whole test suite
 	$(MAKE) lint typecheck
 	$(BIN)/pytest
@@ -70,4 +74,4 @@ upgrade: ## Re-resolve the newest allowed dependencies and rewrite constraints.t
 	echo "hatchling==1.33.0" >> constraints.txt
 	rm -rf .venv-upgrade
 
-.PHONY: help install lint format typecheck build validate serve bench-serve test bench upgrade bad-records data-diff
+.PHONY: help install lint format typecheck build validate serve bench-serve bench-errors test bench upgrade bad-records data-diff

@@ -205,21 +205,28 @@ def measure(root: Path, paths: dict[str, str], args: argparse.Namespace) -> dict
 
 def _wrk(url: str, lua: str, args: argparse.Namespace) -> dict[str, Any]:
     out = subprocess.run(
-        [
-            args.wrk,
-            f"-t{args.threads}",
-            f"-c{args.connections}",
-            f"-d{args.seconds}s",
-            "--timeout",
-            "30s",
-            "-s",
-            lua,
-            url,
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
+        wrk_command(url, lua, args), check=True, capture_output=True, text=True
     ).stdout
+    return wrk_summary(out)
+
+
+def wrk_command(url: str, lua: str, args: argparse.Namespace) -> list[str]:
+    """Return the wrk command line that loads url with args' threads, connections, seconds."""
+    return [
+        args.wrk,
+        f"-t{args.threads}",
+        f"-c{args.connections}",
+        f"-d{args.seconds}s",
+        "--timeout",
+        "30s",
+        "-s",
+        lua,
+        url,
+    ]
+
+
+def wrk_summary(out: str) -> dict[str, Any]:
+    """Read req/s, the request count, non-2xx answers and p50/p95/p99 from wrk's output."""
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     total = re.search(r"(\d+) requests in", out)

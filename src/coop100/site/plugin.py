@@ -25,6 +25,11 @@ from markupsafe import Markup, escape
 # Only the light settings module: coop100.database imports sqlite_utils, which
 # imports pandas when installed, some 70 MB in every served process.
 from coop100.site import settings
+from coop100.site.http import (  # noqa: F401 - hooks of this plugin
+    asgi_wrapper,
+    handle_exception,
+    register_output_renderer,
+)
 from coop100.site.pages import page_css_urls, page_routes, page_template_vars  # noqa: F401
 from coop100.site.precounted import PrecountedColumnFacet
 
