@@ -151,6 +151,47 @@ def validate(root: Path) -> None:
 
 
 @cli.command()
+@click.argument("old")
+@click.argument("new")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["markdown", "json"]),
+    default="markdown",
+    show_default=True,
+    help="Markdown for people (and GitHub step summaries), JSON for programs",
+)
+@click.option(
+    "--max-rows",
+    type=int,
+    default=None,
+    help="Show at most this many rows per list (default: all of them)",
+)
+def diff(old: str, new: str, fmt: str, max_rows: int | None) -> None:
+    """Show what changed from package OLD to package NEW, row by row.
+
+    OLD and NEW are each a folder holding datapackage.json, a zip of a package,
+    or the http(s) URL of a descriptor. Rows are matched by each table's primary
+    key: added, removed and changed rows (each changed field with its old and new
+    value), and every change of fields, types, constraints and keys.
+
+    Example:
+
+        coop100 diff v1.0.0.zip . --format markdown
+    """
+    from .diff import DiffError, diff_packages
+
+    try:
+        result = diff_packages(old, new)
+    except DiffError as exc:
+        _fail([str(exc)], "nothing was compared")
+    if fmt == "json":
+        click.echo(result.to_json(max_rows=max_rows))
+    else:
+        click.echo(result.to_markdown(max_rows=max_rows), nl=False)
+
+
+@cli.command()
 @_root
 @click.option("--host", default=site_settings.HOST, show_default=True, help="Address to listen on")
 @click.option("--port", default=site_settings.PORT, show_default=True, type=int, help="Port")
