@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import NoReturn
@@ -26,6 +27,7 @@ from .package import (
     finish_interrupted_publish,
 )
 from .records import RecordsError
+from .release import TAG_PREFIX as TAG
 from .site import settings as site_settings
 from .validate import validate_package
 
@@ -79,24 +81,7 @@ def _write_database_and_zip(root: Path) -> tuple[Path, Path]:
         return db_path, zipped.result()
 
 
-@cli.command()
-@_root
-def build(root: Path) -> None:
-    """Validate records/ and publish the package: CSV, Parquet, schemas, datapackage.json.
-
-    Nothing is published unless the whole package validates (the Table Schema
-    row checks run on pyarrow here, which frictionless is proven to agree with;
-    `coop100 validate` runs frictionless itself), and a build that
-    is interrupted at any point leaves either the old package or the new one,
-    never a mix. The build refuses to run while build/ holds files it did not
-    write. Then load the published package into build/coop100.db and zip it
-    into build/coop100.zip (both git-ignored).
-
-    Example:
-
-        coop100 build
-    """
-    _check_root(root)
+def _build(root: Path) -> None:
     try:
         paths = build_package(root / settings.RECORDS_DIR, root, check=_check_staged)
     except RecordsError as exc:
@@ -115,6 +100,89 @@ def build(root: Path) -> None:
     except OSError as exc:
         _fail([_os_problem(exc)], "the database or zip could not be written")
     click.echo(f"wrote {db_path} and {zip_path}")
+
+
+@cli.command()
+@_root
+def build(root: Path) -> None:
+    """Validate records/ and publish the package: CSV, Parquet, schemas, datapackage.json.
+
+    Nothing is published unless the whole package validates (the Table Schema
+    row checks run on pyarrow here, which frictionless is proven to agree with;
+    `coop100 validate` runs frictionless itself), and a build that
+    is interrupted at any point leaves either the old package or the new one,
+    never a mix. The build refuses to run while build/ holds files it did not
+    write. Then load the published package into build/coop100.db and zip it
+    into build/coop100.zip (both git-ignored).
+
+    Example:
+
+        coop100 build
+    """
+    _check_root(root)
+    _build(root)
+
+
+@cli.command()
+@_root
+@click.option(
+    "--since",
+    help="The last release: a git ref, or a package's folder, zip or URL "
+    "[default: the newest v<version> tag]",
+)
+@click.option(
+    "--version",
+    "version",
+    help="The version to release [default: the smallest the changes allow]",
+)
+@click.option("--date", help="The release date, YYYY-MM-DD [default: today, UTC]")
+@click.option("--dry-run", is_flag=True, help="Print the release notes; write nothing")
+def release(
+    root: Path, since: str | None, version: str | None, date: str | None, dry_run: bool
+) -> None:
+    """Release the records as the next version, with notes of what changed.
+
+    Builds the records, diffs them against the last release, works out the
+    smallest version bump the Data Package Version recipe allows (MAJOR: a
+    field renamed, added, removed, reordered or retyped; MINOR: tables or rows
+    added; PATCH: data or metadata fixed), refuses a --version that
+    understates it, adds the release (version, date, notes) to
+    records/releases.json and rebuilds: datapackage.json, CHANGES.md,
+    CITATION.cff and the site follow. Then commit and tag v<version>.
+
+    Example:
+
+        coop100 release --since v1.0.0
+    """
+    from .bulk import read_tables
+    from .package import write_package_files
+    from .release import ReleaseError, add_release, plan_release, read_releases
+
+    _check_root(root)
+    records_dir = root / settings.RECORDS_DIR
+    try:
+        read = read_tables(records_dir)
+        with tempfile.TemporaryDirectory(prefix="coop100-candidate-") as candidate:
+            write_package_files(
+                read.tables, Path(candidate), read.sources, read_releases(records_dir)
+            )
+            del read
+            plan = plan_release(root, Path(candidate), since, version, date)
+    except RecordsError as exc:
+        _fail([str(p) for p in exc.problems], "nothing was released; fix the records above")
+    except ReleaseError as exc:
+        _fail(exc.problems, "nothing was released")
+    click.echo(
+        f"{plan.previous} -> {plan.release.version} ({plan.release.bump}), since {plan.since}"
+    )
+    if dry_run:
+        click.echo(plan.release.notes)
+        return
+    add_release(root, plan)
+    _build(root)
+    click.echo(
+        f"released {plan.release.version}: commit, then `git tag {TAG}{plan.release.version}`"
+    )
 
 
 @cli.command()

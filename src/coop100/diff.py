@@ -317,12 +317,17 @@ class PackageDiff:
     def to_json(self, max_rows: int | None = None) -> str:
         return json.dumps(self.as_dict(max_rows), indent=2, ensure_ascii=False, default=_jsonable)
 
-    def to_markdown(self, max_rows: int | None = 20) -> str:
-        """GitHub-flavoured Markdown: a summary table, then each changed table's rows."""
-        return "\n".join(_markdown(self, max_rows)) + "\n"
+    def to_markdown(self, max_rows: int | None = 20, level: int = 2) -> str:
+        """GitHub-flavoured Markdown: a summary table, then each changed table's rows.
+
+        Args:
+            max_rows: at most this many rows in each list (None: all).
+            level: the heading level of the title; each table's heading is one deeper.
+        """
+        return "\n".join(_markdown(self, max_rows, level)) + "\n"
 
 
-# -- comparing ---------------------------------------------------------------------------------
+# -- comparing ----------------------------------------------------------
 
 
 def diff_packages(old: str | Path, new: str | Path) -> PackageDiff:
@@ -630,13 +635,15 @@ def _key_text(row: dict[str, Any], key: list[str]) -> str:
     return ", ".join(_cell(row.get(k)) for k in key)
 
 
-def _markdown(diff: PackageDiff, max_rows: int | None) -> Iterator[str]:
+def _markdown(diff: PackageDiff, max_rows: int | None, level: int) -> Iterator[str]:
     versions = f"{diff.old_version or '?'} → {diff.new_version or '?'}"
-    yield f"## Changes {versions}"
+    sub = "#" * (level + 1)
+    yield f"{'#' * level} Changes {versions}"
     yield ""
     if not diff:
         yield "No changes: the two packages hold the same tables, rows and metadata."
         return
+    listed = False
     for label, names in (
         ("Tables added", diff.tables_added),
         ("Tables removed", diff.tables_removed),
@@ -645,10 +652,12 @@ def _markdown(diff: PackageDiff, max_rows: int | None) -> Iterator[str]:
         ("Resources changed", diff.resources_changed),
     ):
         if names:
+            listed = True
             yield f"- {label}: " + ", ".join(f"`{n}`" for n in names)
     changed = diff.changed_tables
     if changed:
-        yield ""
+        if listed:
+            yield ""
         yield "| table | rows before | rows after | added | removed | changed | schema changes |"
         yield "|---|---:|---:|---:|---:|---:|---:|"
         for t in changed:
@@ -658,13 +667,13 @@ def _markdown(diff: PackageDiff, max_rows: int | None) -> Iterator[str]:
             )
     if diff.metadata_changes:
         yield ""
-        yield "### Metadata"
+        yield f"{sub} Metadata"
         yield ""
         for prop, old, new in diff.metadata_changes:
             yield f"- `{prop}`: {_cell(old)} → {_cell(new)}"
     for t in changed:
         yield ""
-        yield f"### `{t.name}`"
+        yield f"{sub} `{t.name}`"
         for change in t.schema_changes:
             yield ""
             yield (

@@ -5,9 +5,8 @@ from __future__ import annotations
 # -- package -------------------------------------------------------------------
 
 PACKAGE_NAME = "ilo-coop-100"
-# Semantic versioning of the data: major for a changed or removed column,
-# minor for new rows or columns, patch for corrections.
-PACKAGE_VERSION = "1.0.0"
+# The version and release date are not here: they are the first entry of
+# records/releases.json, which `coop100 release` writes (see release.py).
 PACKAGE_TITLE = "ILO COOP 100: the launch webinar of 23 March 2020"
 PACKAGE_DESCRIPTION = (
     "On 23 March 2020 the ILO's Cooperatives Unit opened its centenary year with a "
@@ -39,6 +38,16 @@ CODE_LICENSE = {
 CONTRIBUTORS = [{"title": "coop100 contributors", "roles": ["creator", "curator"]}]
 
 DATA_PACKAGE_PROFILE = "https://datapackage.org/profiles/2.0/datapackage.json"
+
+# -- releases ----------------------------------------------------------------------
+
+RELEASES_FILE = "records/releases.json"  # every release: version, date, notes
+CHANGES_FILE = "CHANGES.md"  # the release notes, published with the package
+CHANGES_RESOURCE = "changes"  # its resource name in datapackage.json
+# The package's resources that are files rather than tables, in the descriptor's order.
+FILE_RESOURCES = (CHANGES_RESOURCE,)
+# Rows shown per list in a release's notes (the counts are always whole).
+RELEASE_NOTES_MAX_ROWS = 50
 
 # -- layout (relative to the project root) ---------------------------------------
 

@@ -80,6 +80,10 @@ def downloads(root: Path) -> dict[str, Any]:
     ]
     tables: dict[str, dict[str, Any]] = {}
     for resource in descriptor["resources"]:
+        if "schema" not in resource:  # a file, not a table: release notes, other formats
+            title = f"{resource.get('title', resource['name'])} ({resource['path']})"
+            package.append(_link(title, f"{mount}/{resource['path']}", root / resource["path"]))
+            continue
         # Each table is published twice, as <table> (CSV) and <table>-parquet.
         name = resource["name"].removesuffix(f"-{resource['format']}")
         entry = tables.setdefault(

@@ -8,6 +8,7 @@ HOST = "127.0.0.1"
 PORT = 8001
 DATABASE = "coop100"
 DOWNLOADS_MOUNT = "data"  # files of the package are served under /data/
+CHANGES_URL = "/changes"  # what changed in this version (the newest release notes)
 
 # -- limits (Datasette settings) ----------------------------------------------
 
