@@ -103,9 +103,10 @@ def stages(root: Path) -> dict[str, Any]:
     from coop100 import bulk, package, settings, validate
     from coop100.archive import write_zip
     from coop100.database import load_database
+    from coop100.documents import write_documents
     from coop100.models import MODEL_BY_TABLE, MODELS, Source
     from coop100.records import load_records
-    from coop100.release import changes_markdown, read_releases
+    from coop100.release import read_releases
     from coop100.tables import table_schema
 
     out: dict[str, Any] = {}
@@ -175,7 +176,7 @@ def stages(root: Path) -> dict[str, Any]:
     mark("write Parquet", start)
     start = time.perf_counter()
     sources = [r for r in records.rows("sources") if isinstance(r, Source)]
-    (out_dir / settings.CHANGES_FILE).write_text(changes_markdown(releases), encoding="utf-8")
+    write_documents(out_dir, tables, releases)
     descriptor = package.descriptor(out_dir, sources, releases[0])
     (out_dir / settings.DESCRIPTOR).write_text(json.dumps(descriptor, indent=2))
     mark("write datapackage.json (checksums)", start)

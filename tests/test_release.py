@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from coop100 import settings
 from coop100.cli import cli
 from coop100.diff import diff_packages
-from coop100.package import build_package
+from coop100.package import build_package, published_files
 from coop100.records import RecordsError
 from coop100.release import (
     Bump,
@@ -97,8 +97,7 @@ def _git(root: Path, *args: str) -> str:
 def test_release_from_a_tag(fresh_build: Path, tmp_path: Path) -> None:
     root = _project(fresh_build, tmp_path)
     _git(root, "init", "-q")
-    _git(root, "add", "records", "datapackage.json", "schemas", "build/csv", "build/parquet")
-    _git(root, "add", settings.CHANGES_FILE)
+    _git(root, "add", "records", *published_files(root))
     _git(root, "commit", "-qm", "1.0.0")
     _git(root, "tag", "v1.0.0")
     runner = CliRunner()

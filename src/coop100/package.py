@@ -21,8 +21,9 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from . import settings
+from .documents import document_paths, document_resources, write_documents
 from .models import MODEL_BY_TABLE, MODELS, Source
-from .release import Release, changes_markdown, read_releases
+from .release import Release, read_releases
 from .tables import table_schema
 
 CSV_OPTIONS = pacsv.WriteOptions(
@@ -96,7 +97,7 @@ def descriptor(root: Path, sources: list[Source], release: Release) -> dict[str,
                 resource |= {"coop100:bytes": size, "coop100:hash": f"sha256:{sha256}"}
             resource["schema"] = f"{settings.SCHEMAS_DIR}/{model.table}.json"
             resources.append(resource)
-    resources.append(_changes_resource(root))
+    resources += document_resources(root)
     return {
         "$schema": settings.DATA_PACKAGE_PROFILE,
         "name": settings.PACKAGE_NAME,
@@ -116,22 +117,6 @@ def descriptor(root: Path, sources: list[Source], release: Release) -> dict[str,
     }
 
 
-def _changes_resource(root: Path) -> dict[str, Any]:
-    size, sha256 = file_digest(root / settings.CHANGES_FILE)
-    return {
-        "name": settings.CHANGES_RESOURCE,
-        "title": "Release notes",
-        "description": "What changed in each version, row by row, and why its version"
-        " number is what it is (newest first).",
-        "path": settings.CHANGES_FILE,
-        "format": "md",
-        "mediatype": "text/markdown",
-        "encoding": "utf-8",
-        "bytes": size,
-        "hash": f"sha256:{sha256}",
-    }
-
-
 def write_package_files(
     tables: dict[str, pa.Table], root: Path, sources: list[Source], releases: list[Release]
 ) -> None:
@@ -148,13 +133,13 @@ def write_package_files(
         checkpoint("writing")
         path = root / settings.PARQUET_DIR / f"{name}.parquet"
         write_parquet(table, path, schema, releases[0].version)
-    (root / settings.CHANGES_FILE).write_bytes(changes_markdown(releases).encode("utf-8"))
+    write_documents(root, tables, releases)
     (root / settings.DESCRIPTOR).write_bytes(_json_bytes(descriptor(root, sources, releases[0])))
 
 
 def published_files(root: Path) -> list[str]:
     """Paths (relative to root) of every file a build publishes."""
-    paths = [settings.DESCRIPTOR, settings.CHANGES_FILE]
+    paths = [settings.DESCRIPTOR, *document_paths()]
     for model in MODELS:
         paths += [
             f"{settings.SCHEMAS_DIR}/{model.table}.json",

@@ -420,10 +420,9 @@ def plan_release(
             diff = diff_packages(old, candidate)
         except DiffError as exc:
             raise ReleaseError([str(exc)]) from None
-    # The release notes are this release's own output, not a change to report.
+    # The release notes and the citation are this release's own output, not changes.
     for names in (diff.resources_added, diff.resources_changed):
-        if settings.CHANGES_RESOURCE in names:
-            names.remove(settings.CHANGES_RESOURCE)
+        names[:] = [n for n in names if n not in settings.RELEASE_DOCUMENTS]
     previous = diff.old_version or ""
     parse_version(previous)
     reasons = required_bump(diff)

@@ -44,8 +44,17 @@ DATA_PACKAGE_PROFILE = "https://datapackage.org/profiles/2.0/datapackage.json"
 RELEASES_FILE = "records/releases.json"  # every release: version, date, notes
 CHANGES_FILE = "CHANGES.md"  # the release notes, published with the package
 CHANGES_RESOURCE = "changes"  # its resource name in datapackage.json
-# The package's resources that are files rather than tables, in the descriptor's order.
-FILE_RESOURCES = (CHANGES_RESOURCE,)
+CITATION_FILE = "CITATION.cff"  # Citation File Format, written from the releases
+CITATION_RESOURCE = "citation"
+CITATION_MESSAGE = (
+    "If you use this data, please cite it as below, and credit the ILO and ESS Forum"
+    " International as the original publishers of the facts."
+)
+# Written from the releases themselves: a release's own output, not a change in it.
+RELEASE_DOCUMENTS = (CHANGES_RESOURCE, CITATION_RESOURCE)
+# The package's resources that are files rather than tables, in the descriptor's order
+# (documents.py writes them).
+FILE_RESOURCES = (CHANGES_RESOURCE, CITATION_RESOURCE)
 # Rows shown per list in a release's notes (the counts are always whole).
 RELEASE_NOTES_MAX_ROWS = 50
 

@@ -105,11 +105,14 @@ def release_metadata(package_path: Path, descriptor: dict[str, Any]) -> dict[str
     from markdown_it import MarkdownIt
 
     from coop100.release import latest_notes
-    from coop100.settings import CHANGES_RESOURCE
+    from coop100.settings import CHANGES_RESOURCE, CITATION_RESOURCE
 
-    notes = next(
-        (r for r in descriptor.get("resources", []) if r.get("name") == CHANGES_RESOURCE), None
-    )
+    by_name = {r.get("name"): r for r in descriptor.get("resources", [])}
+    notes, citation = by_name.get(CHANGES_RESOURCE), by_name.get(CITATION_RESOURCE)
+    creators = [
+        c["title"] for c in descriptor.get("contributors", []) if "creator" in c.get("roles", [])
+    ]
+    version, released = descriptor.get("version", ""), descriptor.get("coop100:released", "")
     heading, body = "", ""
     if notes is not None:
         text = (package_path.parent / notes["path"]).read_text(encoding="utf-8")
@@ -117,8 +120,12 @@ def release_metadata(package_path: Path, descriptor: dict[str, Any]) -> dict[str
     # Raw HTML in the notes is shown as text: the notes quote the records' values.
     renderer = MarkdownIt("commonmark", {"html": False}).enable("table")
     return {
-        "version": descriptor.get("version", ""),
-        "released": descriptor.get("coop100:released", ""),
+        "version": version,
+        "released": released,
+        # APA's pattern for a data set; the page adds its own address.
+        "citation": f"{', '.join(creators)} ({released[:4]}). {descriptor.get('title', '')}"
+        f" (Version {version}) [Data set].",
+        "citation_url": f"/{settings.DOWNLOADS_MOUNT}/{citation['path']}" if citation else "",
         "heading": heading,
         "notes_html": renderer.render(body),
         "notes_url": f"/{settings.DOWNLOADS_MOUNT}/{notes['path']}" if notes else "",
