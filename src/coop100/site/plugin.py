@@ -200,11 +200,7 @@ def extra_template_vars(template: str, datasette: Any) -> Any:
 @hookimpl  # type: ignore[untyped-decorator]
 def register_routes(datasette: Any) -> list[tuple[str, Any]]:
     """Serve the landing page `/` ourselves; `/.json` stays Datasette's own index."""
-    return [
-        (r"^/$", landing_page),
-        (rf"^{re.escape(CSS_URL)}$", stylesheet),
-        (rf"^{re.escape(settings.CHANGES_URL)}$", changes_page),
-    ]
+    return [(r"^/$", landing_page), (rf"^{re.escape(CSS_URL)}$", stylesheet)]
 
 
 CSS_URL = "/-/coop100.css"
@@ -260,18 +256,6 @@ async def landing_page(datasette: Any, request: Any) -> Response:
             "Cache-Control": f"max-age={settings.CACHE_TTL_SECONDS}",
         },
     )
-
-
-async def changes_page(datasette: Any, request: Any) -> Response:
-    """What changed in this version: the newest release's notes, from CHANGES.md."""
-    await datasette.ensure_permissions(request.actor, ["view-instance"])
-    page = await datasette.render_template(
-        ["coop100_changes.html"],
-        {"metadata": datasette.metadata()},
-        request=request,
-        view_name="coop100_changes",
-    )
-    return Response.html(page, headers={"Cache-Control": f"max-age={settings.CACHE_TTL_SECONDS}"})
 
 
 @hookimpl(trylast=True)  # type: ignore[untyped-decorator]
