@@ -29,7 +29,14 @@ class Document:
     description: str
     format: str
     mediatype: str
-    render: Callable[[dict[str, pa.Table], list[Release]], str]
+    write: Callable[[Path, dict[str, pa.Table], list[Release]], None]
+
+
+def _text(render: Callable[[list[Release]], str]) -> Callable[..., None]:
+    def write(path: Path, tables: dict[str, pa.Table], releases: list[Release]) -> None:
+        path.write_bytes(render(releases).encode("utf-8"))
+
+    return write
 
 
 def citation_cff(release: Release) -> str:
@@ -58,6 +65,12 @@ def citation_cff(release: Release) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _popolo(path: Path, tables: dict[str, pa.Table], releases: list[Release]) -> None:
+    from .popolo import write_popolo
+
+    write_popolo(tables, path)
+
+
 DOCUMENTS: tuple[Document, ...] = (
     Document(
         settings.CHANGES_RESOURCE,
@@ -67,7 +80,7 @@ DOCUMENTS: tuple[Document, ...] = (
         " is (newest first).",
         "md",
         "text/markdown",
-        lambda tables, releases: changes_markdown(releases),
+        _text(changes_markdown),
     ),
     Document(
         settings.CITATION_RESOURCE,
@@ -77,7 +90,19 @@ DOCUMENTS: tuple[Document, ...] = (
         " and licence of this release.",
         "cff",
         "application/x-yaml",
-        lambda tables, releases: citation_cff(releases[0]),
+        _text(lambda releases: citation_cff(releases[0])),
+    ),
+    Document(
+        settings.POPOLO_RESOURCE,
+        settings.POPOLO_FILE,
+        "The tables as Popolo JSON",
+        "Persons (with their other spellings), organizations, memberships (one per claim;"
+        " rival claims share claim_key, one is preferred), events and speeches, in the"
+        " Popolo data model (https://www.popoloproject.com/) that EveryPolitician, SayIt"
+        " and django-popolo read.",
+        "json",
+        "application/json",
+        _popolo,
     ),
 )
 
@@ -85,8 +110,8 @@ DOCUMENTS: tuple[Document, ...] = (
 def write_documents(root: Path, tables: dict[str, pa.Table], releases: list[Release]) -> None:
     """Write every document under root."""
     for document in DOCUMENTS:
-        text = document.render(tables, releases)
-        (root / document.path).write_bytes(text.encode("utf-8"))
+        (root / document.path).parent.mkdir(parents=True, exist_ok=True)
+        document.write(root / document.path, tables, releases)
 
 
 def document_resources(root: Path) -> list[dict[str, Any]]:

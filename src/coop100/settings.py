@@ -50,11 +50,13 @@ CITATION_MESSAGE = (
     "If you use this data, please cite it as below, and credit the ILO and ESS Forum"
     " International as the original publishers of the facts."
 )
+POPOLO_FILE = "build/popolo/popolo.json"  # the tables as Popolo JSON (popolo.py)
+POPOLO_RESOURCE = "popolo"
 # Written from the releases themselves: a release's own output, not a change in it.
 RELEASE_DOCUMENTS = (CHANGES_RESOURCE, CITATION_RESOURCE)
 # The package's resources that are files rather than tables, in the descriptor's order
 # (documents.py writes them).
-FILE_RESOURCES = (CHANGES_RESOURCE, CITATION_RESOURCE)
+FILE_RESOURCES = (CHANGES_RESOURCE, CITATION_RESOURCE, POPOLO_RESOURCE)
 # Rows shown per list in a release's notes (the counts are always whole).
 RELEASE_NOTES_MAX_ROWS = 50
 
