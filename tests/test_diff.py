@@ -206,3 +206,18 @@ def test_unreadable_package_is_a_clear_error(fresh_build: Path, tmp_path: Path) 
     assert result.exit_code == 1
     assert "nothing was compared" in result.output
     assert "Traceback" not in result.output
+
+
+def test_a_list_of_metadata_shows_what_went_and_came(fresh_build: Path, tmp_path: Path) -> None:
+    root = tmp_path / "retitled-source"
+    shutil.copytree(fresh_build, root, ignore=shutil.ignore_patterns("records"))
+    descriptor_path = root / "datapackage.json"
+    descriptor = json.loads(descriptor_path.read_text(encoding="utf-8"))
+    old_source = dict(descriptor["sources"][0])
+    descriptor["sources"][0]["title"] = "S1: renamed"
+    descriptor_path.write_text(json.dumps(descriptor, indent=2) + "\n", encoding="utf-8")
+    result = diff_packages(fresh_build, root)
+    assert [prop for prop, _, _ in result.metadata_changes] == ["sources"]
+    line = next(x for x in result.to_markdown().splitlines() if x.startswith("- `sources`"))
+    assert line.startswith(f'- `sources`: removed {{"title": "{old_source["title"]}"')
+    assert '; added {"title": "S1: renamed"' in line

@@ -96,43 +96,48 @@ def _git(root: Path, *args: str) -> str:
 
 def test_release_from_a_tag(fresh_build: Path, tmp_path: Path) -> None:
     root = _project(fresh_build, tmp_path)
+    current = read_releases(root / "records")[0].version
+    patch, minor = next_version(current, Bump.PATCH), next_version(current, Bump.MINOR)
     _git(root, "init", "-q")
     _git(root, "add", "records", *published_files(root))
-    _git(root, "commit", "-qm", "1.0.0")
-    _git(root, "tag", "v1.0.0")
+    _git(root, "commit", "-qm", current)
+    _git(root, "tag", f"v{current}")
     runner = CliRunner()
 
     nothing = runner.invoke(cli, ["release", "--root", str(root)])
     assert nothing.exit_code == 1
-    assert "nothing changed since v1.0.0 (1.0.0): there is nothing to release" in nothing.output
+    assert f"nothing changed since v{current} ({current}): there is nothing to release" in (
+        nothing.output
+    )
 
     statements = root / "records" / "statements.yaml"
     statements.write_text(statements.read_text(encoding="utf-8") + NEW_STATEMENT, "utf-8")
     _edit(root, "records/affiliations.yaml", *RETITLE)
-    understated = runner.invoke(cli, ["release", "--root", str(root), "--version", "1.0.1"])
+    understated = runner.invoke(cli, ["release", "--root", str(root), "--version", patch])
     assert understated.exit_code == 1
     assert (
-        "version 1.0.1 is a patch release, but the changes since 1.0.0 need a minor one "
-        "(`statements`: 1 row(s) added): release 1.1.0 or later"
+        f"version {patch} is a patch release, but the changes since {current} need a minor one "
+        f"(`statements`: 1 row(s) added): release {minor} or later"
     ) in understated.output
-    assert read_releases(root / "records")[0].version == "1.0.0"  # nothing written
+    assert read_releases(root / "records")[0].version == current  # nothing written
 
-    done = runner.invoke(cli, ["release", "--root", str(root), "--date", "2026-12-01"])
+    done = runner.invoke(cli, ["release", "--root", str(root), "--date", "2027-01-05"])
     assert done.exit_code == 0, done.output
-    assert "1.0.0 -> 1.1.0 (minor), since v1.0.0" in done.output
+    assert f"{current} -> {minor} (minor), since v{current}" in done.output
     latest = read_releases(root / "records")[0]
-    assert (latest.version, latest.released, latest.bump) == ("1.1.0", "2026-12-01", "minor")
+    assert (latest.version, latest.released, latest.bump) == (minor, "2027-01-05", "minor")
     descriptor = json.loads((root / "datapackage.json").read_text(encoding="utf-8"))
-    assert descriptor["version"] == "1.1.0"
-    assert descriptor["coop100:released"] == "2026-12-01"
+    assert descriptor["version"] == minor
+    assert descriptor["coop100:released"] == "2027-01-05"
     changes = (root / settings.CHANGES_FILE).read_text(encoding="utf-8")
-    assert changes.index("## 1.1.0 (2026-12-01)") < changes.index("## 1.0.0 (")
+    assert changes.index(f"## {minor} (2027-01-05)") < changes.index(f"## {current} (")
     assert "- `statements`: 1 row(s) added (minor)" in changes
     assert "| simel-esim-s2 | `role` | Cooperatives Unit Manager |" in changes
     assert "esim-closing" in changes
-    assert "Resources added" not in changes  # its own notes are not a change
-    # A larger version than needed is allowed; an earlier or equal one is not.
-    again = runner.invoke(cli, ["release", "--root", str(root), "--version", "1.1.0"])
+    notes = changes.split(f"## {current} (")[0]
+    assert "Resources added" not in notes and "resource `" not in notes  # its own files
+    # An earlier or equal version is refused.
+    again = runner.invoke(cli, ["release", "--root", str(root), "--version", minor])
     assert again.exit_code == 1
 
 

@@ -670,7 +670,18 @@ def _markdown(diff: PackageDiff, max_rows: int | None, level: int) -> Iterator[s
         yield f"{sub} Metadata"
         yield ""
         for prop, old, new in diff.metadata_changes:
-            yield f"- `{prop}`: {_cell(old)} → {_cell(new)}"
+            if isinstance(old, list) and isinstance(new, list):
+                # A list (sources, keywords): the entries that went and came, not all of it.
+                gone = [item for item in old if item not in new]
+                came = [item for item in new if item not in old]
+                parts = [
+                    f"{label} {', '.join(_cell(i) for i in items)}"
+                    for label, items in (("removed", gone), ("added", came))
+                    if items
+                ]
+                yield f"- `{prop}`: " + ("; ".join(parts) or "reordered")
+            else:
+                yield f"- `{prop}`: {_cell(old)} → {_cell(new)}"
     for t in changed:
         yield ""
         yield f"{sub} `{t.name}`"

@@ -254,7 +254,8 @@ def required_bump(diff: PackageDiff) -> Reasons:
         # Not a table: release notes, or the tables' data in another form.
         reasons.add(Bump.PATCH, f"resource `{name}` added (no new data)")
     for name in diff.resources_changed:
-        reasons.add(Bump.PATCH, f"resource `{name}` changed")
+        if name not in settings.DERIVED_DOCUMENTS:  # the tables' changes say why
+            reasons.add(Bump.PATCH, f"resource `{name}` changed")
     for prop, _, _ in diff.metadata_changes:
         if prop == "name":
             reasons.add(Bump.MAJOR, "package renamed")

@@ -52,6 +52,8 @@ CITATION_MESSAGE = (
 )
 POPOLO_FILE = "build/popolo/popolo.json"  # the tables as Popolo JSON (popolo.py)
 POPOLO_RESOURCE = "popolo"
+# Written from the tables: it changes when they do, and their changes say how.
+DERIVED_DOCUMENTS = (POPOLO_RESOURCE,)
 # Written from the releases themselves: a release's own output, not a change in it.
 RELEASE_DOCUMENTS = (CHANGES_RESOURCE, CITATION_RESOURCE)
 # The package's resources that are files rather than tables, in the descriptor's order
