@@ -11,6 +11,7 @@ import extruct
 import pytest
 from protego import Protego
 
+from coop100 import settings
 from coop100.database import DESCRIPTOR, csv_resources, read_descriptor
 from coop100.release import read_releases
 
@@ -73,8 +74,9 @@ def test_landing_page_has_one_complete_dataset(client, site_root) -> None:
         assert dataset.get(prop) not in (None, "", []), prop
     descriptor = read_descriptor(site_root / DESCRIPTOR)
     urls = {_path(d["contentUrl"]) for d in dataset["distribution"]}
-    tables = [r for r in descriptor["resources"] if "schema" in r]
-    expected = {f"/data/{r['path']}" for r in tables}
+    # Every data file: the tables, the Popolo export (not the notes or the citation).
+    data = [r for r in descriptor["resources"] if r["name"] not in settings.RELEASE_DOCUMENTS]
+    expected = {f"/data/{r['path']}" for r in data}
     expected |= {"/data/datapackage.json", "/data/coop100.zip", "/coop100.db"}
     assert urls == expected
     for url in urls:
@@ -83,6 +85,7 @@ def test_landing_page_has_one_complete_dataset(client, site_root) -> None:
     assert formats["/data/build/csv/people.csv"] == "text/csv"
     assert formats["/data/build/parquet/people.parquet"] == "application/vnd.apache.parquet"
     assert formats["/coop100.db"] == "application/vnd.sqlite3"
+    assert formats[f"/data/{settings.POPOLO_FILE}"] == "application/json"
     variables = {v["name"] for v in dataset["variableMeasured"]}
     assert variables == {
         f"{r['name']}.{f['name']}" for r in csv_resources(descriptor) for f in r["schema"]["fields"]

@@ -54,6 +54,8 @@ POPOLO_FILE = "build/popolo/popolo.json"  # the tables as Popolo JSON (popolo.py
 POPOLO_RESOURCE = "popolo"
 # Written from the tables: it changes when they do, and their changes say how.
 DERIVED_DOCUMENTS = (POPOLO_RESOURCE,)
+# The documents published at the top of the package, beside datapackage.json.
+ROOT_DOCUMENTS = (CHANGES_FILE, CITATION_FILE)
 # Written from the releases themselves: a release's own output, not a change in it.
 RELEASE_DOCUMENTS = (CHANGES_RESOURCE, CITATION_RESOURCE)
 # The package's resources that are files rather than tables, in the descriptor's order

@@ -18,6 +18,7 @@ from typing import Any
 
 from markupsafe import Markup
 
+from coop100 import settings as package_settings
 from coop100.site import settings
 
 SCHEMA_ORG = "https://schema.org/"
@@ -69,7 +70,8 @@ def package_jsonld(
     distribution = [
         _download(f, title=True)
         for f in downloads.get("package", [])
-        if not f["url"].endswith(".cff") and not f["url"].endswith(".md")
+        # The release notes and the citation describe the data; they hold none of it.
+        if not f["url"].endswith(tuple(f"/{path}" for path in package_settings.ROOT_DOCUMENTS))
     ]
     for entry in downloads.get("tables", []):
         distribution += [
