@@ -152,9 +152,23 @@ def test_arrow_speeches_are_the_python_speeches(tmp_path: Path) -> None:
     texts = statements["text"].to_pylist()
     texts[0] = 'He said "co-operation" \\ not C:\\path — naïve ✓ 𝄞'
     texts[1] = '</script><!-- in JSON, and a quote: "'
-    tables["statements"] = statements.set_column(
+    statements = statements.set_column(
         statements.column_names.index("text"), "text", pa.array(texts, pa.string())
+    )
+    people = statements["person_id"].to_pylist()
+    people[2] = None  # said by an organisation
+    paragraphs = statements["paragraph"].to_pylist()
+    paragraphs[3] = None
+    statements = statements.set_column(
+        statements.column_names.index("person_id"), "person_id", pa.array(people, pa.string())
+    )
+    tables["statements"] = statements.set_column(
+        statements.column_names.index("paragraph"),
+        "paragraph",
+        pa.array(paragraphs, statements.schema.field("paragraph").type),
     )
     expected = [_ENCODER.encode(speech) for speech in popolo(tables)["speeches"]]
     assert list(speech_lines(tables)) == expected
     assert json.loads(expected[0])["text"] == texts[0]
+    assert "creator_id" not in json.loads(expected[2])
+    assert json.loads(expected[3])["sources"][0]["note"] == "S1"

@@ -62,40 +62,49 @@ def write_popolo(tables: dict[str, pa.Table], path: Path) -> None:
 def speech_lines(tables: dict[str, pa.Table]) -> Iterator[str]:
     """Each speech's JSON text, as `_ENCODER.encode` would write `popolo()`'s speeches.
 
-    Built column by column with Arrow compute: the models keep control characters
-    out of every text, so escaping `\\` and `"` is all JSON needs.
+    The columns are escaped with Arrow compute (the models keep control characters
+    out of every text, so escaping `\\` and `"` is all JSON needs) and the lines put
+    together with f-strings: a third of the time of encoding a dict per speech.
     """
     statements = tables["statements"]
-    sources = tables["sources"]
-    at = pc.index_in(statements["source_id"], value_set=sources["source_id"])
-    url = _quoted(pc.take(sources["url"], at))
-    note = pc.binary_join_element_wise(
-        _escaped(pc.take(sources["label"], at)),
-        pc.binary_join_element_wise(
-            ", paragraph ", pc.cast(statements["paragraph"], pa.string()), ""
-        ),
-        "",
-        null_handling="replace",
-        null_replacement="",
-    )
-    cited = pc.binary_join_element_wise(',"sources":[{"url":', url, ',"note":"', note, '"}]', "")
-    lines = pc.binary_join_element_wise(
-        '{"id":',
-        _quoted(statements["statement_id"]),
-        pc.binary_join_element_wise(',"creator_id":', _quoted(statements["person_id"]), ""),
-        pc.binary_join_element_wise(',"event_id":', _quoted(statements["event_id"]), ""),
-        pc.binary_join_element_wise(',"position":', _positions(statements["event_id"]), ""),
-        pc.binary_join_element_wise(',"type":', _quoted(statements["type"]), ""),
-        pc.binary_join_element_wise(',"text":', _quoted(statements["text"]), ""),
-        cited,
-        "}",
-        "",
-        null_handling="replace",
-        null_replacement="",
-    )
-    for chunk in lines.chunks if isinstance(lines, pa.ChunkedArray) else [lines]:
-        for start in range(0, len(chunk), _BATCH_ROWS):
-            yield from chunk.slice(start, _BATCH_ROWS).to_pylist()
+    for column in ("statement_id", "event_id", "type", "text"):
+        if statements[column].null_count:  # the models require them; encode if not
+            yield from map(_ENCODER.encode, popolo(tables)["speeches"])
+            return
+    cite = _citer(tables)
+    cited: dict[tuple[str | None, int | None], str] = {}
+    positions = _positions(statements["event_id"])
+    for start in range(0, statements.num_rows, _BATCH_ROWS):
+        batch = statements.slice(start, _BATCH_ROWS)
+        columns = [
+            _escaped(batch[c]).to_pylist()
+            for c in ("statement_id", "person_id", "event_id", "type", "text")
+        ]
+        rows = zip(
+            *columns,
+            positions.slice(start, _BATCH_ROWS).to_pylist(),
+            batch["source_id"].to_pylist(),
+            batch["paragraph"].to_pylist(),
+            strict=True,
+        )
+        yield from _speech_batch(rows, cite, cited)
+
+
+def _speech_batch(
+    rows: Iterator[tuple[Any, ...]], cite: Cite, cited: dict[Any, str]
+) -> Iterator[str]:
+    for statement_id, person_id, event_id, kind, text, position, source_id, paragraph in rows:
+        sources = cited.get((source_id, paragraph))
+        if sources is None:
+            found = cite(source_id, paragraph)
+            sources = cited[(source_id, paragraph)] = (
+                f',"sources":{_ENCODER.encode(found)}' if found else ""
+            )
+        creator = f',"creator_id":"{person_id}"' if person_id is not None else ""
+        yield (
+            f'{{"id":"{statement_id}"{creator},"event_id":"{event_id}","position":{position},'
+            f'"type":"{kind}","text":"{text}"{sources}}}'
+        )
 
 
 def _escaped(values: Any) -> Any:
@@ -103,10 +112,6 @@ def _escaped(values: Any) -> Any:
         raise ValueError("a text holds a control character, which the models refuse")
     values = pc.replace_substring(values, "\\", "\\\\")
     return pc.replace_substring(values, '"', '\\"')
-
-
-def _quoted(values: Any) -> Any:
-    return pc.binary_join_element_wise('"', _escaped(values), '"', "")
 
 
 def _positions(event_ids: Any) -> pa.Array:
@@ -125,18 +130,8 @@ def _positions(event_ids: Any) -> pa.Array:
 
 def popolo(tables: dict[str, pa.Table]) -> dict[str, Iterator[dict[str, Any]]]:
     """Popolo's five collections, each an iterator of objects in its table's row order."""
-    sources = {
-        source_id: (url, label)
-        for source_id, url, label in _rows(tables["sources"], "source_id", "url", "label")
-    }
-
-    def cite(source_id: str | None, paragraph: int | None = None) -> list[dict[str, str]]:
-        url, label = sources.get(source_id or "", (None, None))
-        if not url:
-            return []  # a Popolo link needs an address
-        note = f"{label}, paragraph {paragraph}" if paragraph is not None else str(label)
-        return [{"url": url, "note": note}]
-
+    sources = _sources(tables)
+    cite = _citer(tables)
     return {
         "persons": _persons(tables, sources, cite),
         "organizations": _organizations(tables, cite),
@@ -147,6 +142,27 @@ def popolo(tables: dict[str, pa.Table]) -> dict[str, Iterator[dict[str, Any]]]:
 
 
 Cite = Callable[..., list[dict[str, str]]]
+
+
+def _sources(tables: dict[str, pa.Table]) -> dict[str, tuple[str, str]]:
+    return {
+        source_id: (url, label)
+        for source_id, url, label in _rows(tables["sources"], "source_id", "url", "label")
+    }
+
+
+def _citer(tables: dict[str, pa.Table]) -> Cite:
+    """The `sources` list of a row: its source's address and label, and its paragraph."""
+    sources = _sources(tables)
+
+    def cite(source_id: str | None, paragraph: int | None = None) -> list[dict[str, str]]:
+        url, label = sources.get(source_id or "", (None, None))
+        if not url:
+            return []  # a Popolo link needs an address
+        note = f"{label}, paragraph {paragraph}" if paragraph is not None else str(label)
+        return [{"url": url, "note": note}]
+
+    return cite
 
 
 def _rows(table: pa.Table, *columns: str) -> Iterator[tuple[Any, ...]]:
