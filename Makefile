@@ -66,6 +66,9 @@ bench: $(STAMP) ## Benchmark 10k/100k/1M statements against the baselines, then 
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python benchmarks/run.py --sizes 10000 100000 1000000 --frictionless-timeout 1800 --serve
 
+bench-diff: $(STAMP) ## Time coop100 diff of the 1M package (benchmarks/work/1000000, from make bench) against an edited copy
+	$(BIN)/python benchmarks/diff_bench.py --root benchmarks/work/1000000
+
 upgrade: ## Re-resolve the newest allowed dependencies and rewrite constraints.txt
 	rm -rf .venv-upgrade
 	$(PYTHON) -m venv .venv-upgrade
@@ -74,4 +77,4 @@ upgrade: ## Re-resolve the newest allowed dependencies and rewrite constraints.t
 	echo "hatchling==1.33.0" >> constraints.txt
 	rm -rf .venv-upgrade
 
-.PHONY: help install lint format typecheck build validate serve bench-serve bench-errors test bench upgrade bad-records data-diff
+.PHONY: help install lint format typecheck build validate serve bench-serve bench-errors bench-diff test bench upgrade bad-records data-diff

@@ -103,8 +103,10 @@ def stages(root: Path) -> dict[str, Any]:
     from coop100 import bulk, package, settings, validate
     from coop100.archive import write_zip
     from coop100.database import load_database
+    from coop100.documents import write_documents
     from coop100.models import MODEL_BY_TABLE, MODELS, Source
     from coop100.records import load_records
+    from coop100.release import read_releases
     from coop100.tables import table_schema
 
     out: dict[str, Any] = {}
@@ -115,6 +117,7 @@ def stages(root: Path) -> dict[str, Any]:
 
     records_dir = root / "records"
     files = bulk.bulk_files(records_dir)
+    releases = read_releases(records_dir)
     start = time.perf_counter()
     records = load_records(records_dir, cross_check=False)
     raw = {
@@ -168,11 +171,13 @@ def stages(root: Path) -> dict[str, Any]:
     for name, table in tables.items():
         schema = table_schema(MODEL_BY_TABLE[name])
         (out_dir / settings.SCHEMAS_DIR / f"{name}.json").write_text(json.dumps(schema))
-        package.write_parquet(table, out_dir / settings.PARQUET_DIR / f"{name}.parquet", schema)
+        path = out_dir / settings.PARQUET_DIR / f"{name}.parquet"
+        package.write_parquet(table, path, schema, releases[0].version)
     mark("write Parquet", start)
     start = time.perf_counter()
     sources = [r for r in records.rows("sources") if isinstance(r, Source)]
-    descriptor = package.descriptor(out_dir, sources)
+    write_documents(out_dir, tables, releases)
+    descriptor = package.descriptor(out_dir, sources, releases[0])
     (out_dir / settings.DESCRIPTOR).write_text(json.dumps(descriptor, indent=2))
     mark("write datapackage.json (checksums)", start)
 

@@ -46,7 +46,6 @@ done = function(summary, latency, requests)
   end
 end
 """
-_PACKAGE = ("datapackage.json", "schemas", "build/csv", "build/parquet")
 
 
 def pages(db_path: Path, baseline: bool = False) -> dict[str, str]:
@@ -150,12 +149,11 @@ def _page_ids(db: sqlite3.Connection, person: str) -> dict[str, str]:
 
 def strip_database(root: Path, target: Path) -> Path:
     """Copy root's package and database to target without FK indexes and FTS tables."""
-    for name in _PACKAGE:
-        source = root / name
-        if source.is_dir():
-            shutil.copytree(source, target / name, copy_function=os.link)
-        else:
-            os.link(source, target / name)
+    from coop100.package import published_files
+
+    for rel in published_files(root):
+        (target / rel).parent.mkdir(parents=True, exist_ok=True)
+        os.link(root / rel, target / rel)
     db_path = target / "build" / "coop100.db"
     shutil.copyfile(root / "build" / "coop100.db", db_path)
     shutil.copyfile(root / "build" / "coop100.zip", target / "build" / "coop100.zip")

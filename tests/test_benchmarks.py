@@ -19,7 +19,7 @@ import pyarrow as pa
 import pytest
 from pydantic import ValidationError
 
-from coop100 import bulk, fastcheck, validate
+from coop100 import bulk, fastcheck, settings, validate
 from coop100.models import MODEL_BY_TABLE
 from coop100.package import build_package, file_digest
 from coop100.records import Records, RecordsError
@@ -209,7 +209,7 @@ SEEDED = [
 
 def _seed_package(source: Path, target: Path) -> None:
     """A copy of a built package with SEEDED written into its CSVs, checksums updated."""
-    for name in ("datapackage.json", "schemas", "build"):
+    for name in ("datapackage.json", "schemas", "build", *settings.ROOT_DOCUMENTS):
         src = source / name
         if src.is_dir():
             import shutil

@@ -17,6 +17,7 @@ from coop100.cli import cli
 from coop100.models import MODELS
 from coop100.package import published_files
 from coop100.records import Records
+from coop100.release import read_releases
 
 from .conftest import ROOT
 
@@ -39,6 +40,7 @@ def test_plain_frictionless_finds_the_committed_package_valid() -> None:
     returncode, report = _frictionless(ROOT)
     statuses = {task["name"]: (task["valid"], len(task["errors"])) for task in report["tasks"]}
     expected = {f"{m.table}{s}": (True, 0) for m in MODELS for s in ("", "-parquet")}
+    expected |= {name: (True, 0) for name in settings.FILE_RESOURCES}
     assert statuses == expected
     assert report["valid"] is True
     assert returncode == 0
@@ -116,7 +118,7 @@ def test_descriptor_metadata() -> None:
     descriptor = json.loads((ROOT / "datapackage.json").read_text())
     assert descriptor["$schema"] == "https://datapackage.org/profiles/2.0/datapackage.json"
     assert descriptor["name"] == "ilo-coop-100"
-    assert descriptor["version"] == settings.PACKAGE_VERSION
+    assert descriptor["version"] == read_releases(ROOT / "records")[0].version
     assert [lic["name"] for lic in descriptor["licenses"]] == ["CC-BY-4.0", "MIT"]
     assert [s["title"][:3] for s in descriptor["sources"]][:5] == [
         "S1:",
@@ -125,9 +127,14 @@ def test_descriptor_metadata() -> None:
         "S4:",
         "S5:",
     ]
+    names = [r["name"] for r in descriptor["resources"]]
+    assert names[-len(settings.FILE_RESOURCES) :] == list(settings.FILE_RESOURCES)
     for resource in descriptor["resources"]:
-        assert resource["schema"] == f"schemas/{resource['name'].removesuffix('-parquet')}.json"
         assert resource["description"]
+        assert resource["bytes" if "bytes" in resource else "coop100:bytes"] > 0
+        if resource["name"] in settings.FILE_RESOURCES:
+            continue
+        assert resource["schema"] == f"schemas/{resource['name'].removesuffix('-parquet')}.json"
         if resource["format"] == "csv":
             assert resource["hash"].startswith("sha256:") and resource["bytes"] > 0
             assert resource["encoding"] == "utf-8"

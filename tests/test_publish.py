@@ -117,7 +117,8 @@ def test_a_build_killed_after_its_commit_point_is_finished_by_validate(
     result = CliRunner().invoke(cli, ["validate", "--root", str(project)])
     assert result.exit_code == 0, result.output
     finished = point != "published"  # by then the journal is gone: nothing to finish
-    assert ("finished an interrupted build: moved 31 files into place" in result.stdout) is finished
+    moved = f"finished an interrupted build: moved {len(published_files(project))} files into place"
+    assert (moved in result.stdout) is finished
     assert _digests(project) == new_package
     result = CliRunner().invoke(cli, ["build", "--root", str(project)])
     assert result.exit_code == 0, result.output

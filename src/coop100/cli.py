@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -27,6 +28,7 @@ from .package import (
     finish_interrupted_publish,
 )
 from .records import Problem, RecordsError
+from .release import TAG_PREFIX as TAG
 from .site import settings as site_settings
 from .validate import validate_package
 
@@ -98,6 +100,27 @@ def _write_database_and_zip(root: Path) -> tuple[Path, Path]:
         return db_path, zipped.result()
 
 
+def _build(root: Path) -> None:
+    try:
+        paths = build_package(root / settings.RECORDS_DIR, root, check=_check_staged)
+    except RecordsError as exc:
+        _fail(exc.problems, "nothing was published; fix the records above")
+    except PackageError as exc:
+        _fail(exc.problems, "the built package is invalid; nothing was published")
+    except BuildDirError as exc:
+        _fail(exc.problems, "nothing was published")
+    except OSError as exc:
+        _fail([_os_problem(exc)], "the build could not write its files")
+    _say(f"published {len(paths)} files under {root}")
+    try:
+        db_path, zip_path = _write_database_and_zip(root)
+    except DatabaseError as exc:
+        _fail([str(exc)], "the package was published but the database was not written")
+    except OSError as exc:
+        _fail([_os_problem(exc)], "the database or zip could not be written")
+    _report([], f"wrote {db_path} and {zip_path}")
+
+
 @cli.command()
 @_root
 @_format
@@ -118,24 +141,69 @@ def build(root: Path, format_: str) -> None:
         coop100 build --format github   # on GitHub: errors marked on their lines
     """
     _check_root(root)
+    _build(root)
+
+
+@cli.command()
+@_root
+@click.option(
+    "--since",
+    help="The last release: a git ref, or a package's folder, zip or URL "
+    "[default: the newest v<version> tag]",
+)
+@click.option(
+    "--version",
+    "version",
+    help="The version to release [default: the smallest the changes allow]",
+)
+@click.option("--date", help="The release date, YYYY-MM-DD [default: today, UTC]")
+@click.option("--dry-run", is_flag=True, help="Print the release notes; write nothing")
+def release(
+    root: Path, since: str | None, version: str | None, date: str | None, dry_run: bool
+) -> None:
+    """Release the records as the next version, with notes of what changed.
+
+    Builds the records, diffs them against the last release, works out the
+    smallest version bump the Data Package Version recipe allows (MAJOR: a
+    field renamed, added, removed, reordered or retyped; MINOR: tables or rows
+    added; PATCH: data or metadata fixed), refuses a --version that
+    understates it, adds the release (version, date, notes) to
+    records/releases.json and rebuilds: datapackage.json, CHANGES.md,
+    CITATION.cff and the site follow. Then commit and tag v<version>.
+
+    Example:
+
+        coop100 release --since v1.0.0
+    """
+    from .bulk import read_tables
+    from .package import write_package_files
+    from .release import ReleaseError, add_release, plan_release, read_releases
+
+    _check_root(root)
+    records_dir = root / settings.RECORDS_DIR
     try:
-        paths = build_package(root / settings.RECORDS_DIR, root, check=_check_staged)
+        read = read_tables(records_dir)
+        with tempfile.TemporaryDirectory(prefix="coop100-candidate-") as candidate:
+            write_package_files(
+                read.tables, Path(candidate), read.sources, read_releases(records_dir)
+            )
+            del read
+            plan = plan_release(root, Path(candidate), since, version, date)
     except RecordsError as exc:
-        _fail(exc.problems, "nothing was published; fix the records above")
-    except PackageError as exc:
-        _fail(exc.problems, "the built package is invalid; nothing was published")
-    except BuildDirError as exc:
-        _fail(exc.problems, "nothing was published")
-    except OSError as exc:
-        _fail([_os_problem(exc)], "the build could not write its files")
-    _say(f"published {len(paths)} files under {root}")
-    try:
-        db_path, zip_path = _write_database_and_zip(root)
-    except DatabaseError as exc:
-        _fail([str(exc)], "the package was published but the database was not written")
-    except OSError as exc:
-        _fail([_os_problem(exc)], "the database or zip could not be written")
-    _report([], f"wrote {db_path} and {zip_path}")
+        _fail([str(p) for p in exc.problems], "nothing was released; fix the records above")
+    except ReleaseError as exc:
+        _fail(exc.problems, "nothing was released")
+    click.echo(
+        f"{plan.previous} -> {plan.release.version} ({plan.release.bump}), since {plan.since}"
+    )
+    if dry_run:
+        click.echo(plan.release.notes)
+        return
+    add_release(root, plan)
+    _build(root)
+    click.echo(
+        f"released {plan.release.version}: commit, then `git tag {TAG}{plan.release.version}`"
+    )
 
 
 @cli.command()
@@ -171,6 +239,47 @@ def validate(root: Path, format_: str) -> None:
     if problems:
         _fail(problems, "the package is not valid")
     _report([], "valid: records, checksums, CSV == Parquet, frictionless")
+
+
+@cli.command()
+@click.argument("old")
+@click.argument("new")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["markdown", "json"]),
+    default="markdown",
+    show_default=True,
+    help="Markdown for people (and GitHub step summaries), JSON for programs",
+)
+@click.option(
+    "--max-rows",
+    type=int,
+    default=None,
+    help="Show at most this many rows per list (default: all of them)",
+)
+def diff(old: str, new: str, fmt: str, max_rows: int | None) -> None:
+    """Show what changed from package OLD to package NEW, row by row.
+
+    OLD and NEW are each a folder holding datapackage.json, a zip of a package,
+    or the http(s) URL of a descriptor. Rows are matched by each table's primary
+    key: added, removed and changed rows (each changed field with its old and new
+    value), and every change of fields, types, constraints and keys.
+
+    Example:
+
+        coop100 diff v1.0.0.zip . --format markdown
+    """
+    from .diff import DiffError, diff_packages
+
+    try:
+        result = diff_packages(old, new)
+    except DiffError as exc:
+        _fail([str(exc)], "nothing was compared")
+    if fmt == "json":
+        click.echo(result.to_json(max_rows=max_rows))
+    else:
+        click.echo(result.to_markdown(max_rows=max_rows), nl=False)
 
 
 @cli.command()

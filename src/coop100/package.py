@@ -21,7 +21,9 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from . import settings
+from .documents import document_paths, document_resources, write_documents
 from .models import MODEL_BY_TABLE, MODELS, Source
+from .release import Release, read_releases
 from .tables import table_schema
 
 CSV_OPTIONS = pacsv.WriteOptions(
@@ -50,11 +52,11 @@ def write_csv(table: pa.Table, path: Path) -> None:
     pacsv.write_csv(table.cast(schema), path, write_options=CSV_OPTIONS)
 
 
-def write_parquet(table: pa.Table, path: Path, schema: dict[str, Any]) -> None:
+def write_parquet(table: pa.Table, path: Path, schema: dict[str, Any], version: str) -> None:
     metadata = {
         "table_schema": json.dumps(schema, ensure_ascii=False),
         "package_name": settings.PACKAGE_NAME,
-        "package_version": settings.PACKAGE_VERSION,
+        "package_version": version,
         "license": settings.DATA_LICENSE["name"],
     }
     pq.write_table(
@@ -65,7 +67,7 @@ def write_parquet(table: pa.Table, path: Path, schema: dict[str, Any]) -> None:
     )
 
 
-def descriptor(root: Path, sources: list[Source]) -> dict[str, Any]:
+def descriptor(root: Path, sources: list[Source], release: Release) -> dict[str, Any]:
     """The Data Package (v2) descriptor for the files already written under root."""
     resources = []
     for model in MODELS:
@@ -95,12 +97,14 @@ def descriptor(root: Path, sources: list[Source]) -> dict[str, Any]:
                 resource |= {"coop100:bytes": size, "coop100:hash": f"sha256:{sha256}"}
             resource["schema"] = f"{settings.SCHEMAS_DIR}/{model.table}.json"
             resources.append(resource)
+    resources += document_resources(root)
     return {
         "$schema": settings.DATA_PACKAGE_PROFILE,
         "name": settings.PACKAGE_NAME,
         "title": settings.PACKAGE_TITLE,
         "description": settings.PACKAGE_DESCRIPTION,
-        "version": settings.PACKAGE_VERSION,
+        "version": release.version,
+        "coop100:released": release.released,
         "homepage": settings.PACKAGE_HOMEPAGE,
         "keywords": settings.PACKAGE_KEYWORDS,
         "licenses": [settings.DATA_LICENSE, settings.CODE_LICENSE],
@@ -113,8 +117,13 @@ def descriptor(root: Path, sources: list[Source]) -> dict[str, Any]:
     }
 
 
-def write_package_files(tables: dict[str, pa.Table], root: Path, sources: list[Source]) -> None:
-    """Write every published file of the package under root (which must exist)."""
+def write_package_files(
+    tables: dict[str, pa.Table], root: Path, sources: list[Source], releases: list[Release]
+) -> None:
+    """Write every published file of the package under root (which must exist).
+
+    releases: every release, newest first (release.read_releases); the first is this one.
+    """
     for sub in (settings.CSV_DIR, settings.PARQUET_DIR, settings.SCHEMAS_DIR):
         (root / sub).mkdir(parents=True, exist_ok=True)
     for name, table in tables.items():
@@ -122,13 +131,15 @@ def write_package_files(tables: dict[str, pa.Table], root: Path, sources: list[S
         (root / settings.SCHEMAS_DIR / f"{name}.json").write_bytes(_json_bytes(schema))
         write_csv(table, root / settings.CSV_DIR / f"{name}.csv")
         checkpoint("writing")
-        write_parquet(table, root / settings.PARQUET_DIR / f"{name}.parquet", schema)
-    (root / settings.DESCRIPTOR).write_bytes(_json_bytes(descriptor(root, sources)))
+        path = root / settings.PARQUET_DIR / f"{name}.parquet"
+        write_parquet(table, path, schema, releases[0].version)
+    write_documents(root, tables, releases)
+    (root / settings.DESCRIPTOR).write_bytes(_json_bytes(descriptor(root, sources, releases[0])))
 
 
 def published_files(root: Path) -> list[str]:
     """Paths (relative to root) of every file a build publishes."""
-    paths = [settings.DESCRIPTOR]
+    paths = [settings.DESCRIPTOR, *document_paths()]
     for model in MODELS:
         paths += [
             f"{settings.SCHEMAS_DIR}/{model.table}.json",
@@ -159,12 +170,13 @@ def build_package(
 
     read = read_tables(records_dir)
     tables, sources = read.tables, read.sources
+    releases = read_releases(records_dir)
     (root / "build").mkdir(parents=True, exist_ok=True)
     with build_lock(root):
         prepare_build_dir(root)
         staging = Path(tempfile.mkdtemp(prefix=settings.STAGING_PREFIX, dir=root / "build"))
         try:
-            write_package_files(tables, staging, sources)
+            write_package_files(tables, staging, sources, releases)
             del tables, read  # the check reads the files back: hold one copy, not two
             checkpoint("staged")
             if check is not None:
@@ -361,8 +373,9 @@ def drifted_files(records_dir: Path, root: Path) -> list[str]:
 
     read = read_tables(records_dir)
     tables, sources = read.tables, read.sources
+    releases = read_releases(records_dir)
     with tempfile.TemporaryDirectory(prefix="coop100-drift-") as fresh:
-        write_package_files(tables, Path(fresh), sources)
+        write_package_files(tables, Path(fresh), sources, releases)
         return [
             f"{rel}: differs from what records/ builds; run `coop100 build` and commit it"
             for rel in published_files(root)

@@ -5,9 +5,8 @@ from __future__ import annotations
 # -- package -------------------------------------------------------------------
 
 PACKAGE_NAME = "ilo-coop-100"
-# Semantic versioning of the data: major for a changed or removed column,
-# minor for new rows or columns, patch for corrections.
-PACKAGE_VERSION = "1.0.0"
+# The version and release date are not here: they are the first entry of
+# records/releases.json, which `coop100 release` writes (see release.py).
 PACKAGE_TITLE = "ILO COOP 100: the launch webinar of 23 March 2020"
 PACKAGE_DESCRIPTION = (
     "On 23 March 2020 the ILO's Cooperatives Unit opened its centenary year with a "
@@ -39,6 +38,31 @@ CODE_LICENSE = {
 CONTRIBUTORS = [{"title": "coop100 contributors", "roles": ["creator", "curator"]}]
 
 DATA_PACKAGE_PROFILE = "https://datapackage.org/profiles/2.0/datapackage.json"
+
+# -- releases ----------------------------------------------------------------------
+
+RELEASES_FILE = "records/releases.json"  # every release: version, date, notes
+CHANGES_FILE = "CHANGES.md"  # the release notes, published with the package
+CHANGES_RESOURCE = "changes"  # its resource name in datapackage.json
+CITATION_FILE = "CITATION.cff"  # Citation File Format, written from the releases
+CITATION_RESOURCE = "citation"
+CITATION_MESSAGE = (
+    "If you use this data, please cite it as below, and credit the ILO and ESS Forum"
+    " International as the original publishers of the facts."
+)
+POPOLO_FILE = "build/popolo/popolo.json"  # the tables as Popolo JSON (popolo.py)
+POPOLO_RESOURCE = "popolo"
+# Written from the tables: it changes when they do, and their changes say how.
+DERIVED_DOCUMENTS = (POPOLO_RESOURCE,)
+# The documents published at the top of the package, beside datapackage.json.
+ROOT_DOCUMENTS = (CHANGES_FILE, CITATION_FILE)
+# Written from the releases themselves: a release's own output, not a change in it.
+RELEASE_DOCUMENTS = (CHANGES_RESOURCE, CITATION_RESOURCE)
+# The package's resources that are files rather than tables, in the descriptor's order
+# (documents.py writes them).
+FILE_RESOURCES = (CHANGES_RESOURCE, CITATION_RESOURCE, POPOLO_RESOURCE)
+# Rows shown per list in a release's notes (the counts are always whole).
+RELEASE_NOTES_MAX_ROWS = 50
 
 # -- layout (relative to the project root) ---------------------------------------
 

@@ -15,6 +15,7 @@ import sqlite_utils
 from coop100.archive import ZIP_NAME, package_files, write_zip
 from coop100.database import DB_NAME, DESCRIPTOR, read_descriptor, write_database
 from coop100.site import settings
+from coop100.site.jsonld import package_jsonld
 from coop100.site.metadata import site_metadata
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
@@ -59,7 +60,11 @@ def build_site(root: Path, rebuild: bool = False) -> Site:
     inspect_path = site_dir / "inspect.json"
     inspect_path.write_text(json.dumps(inspected, indent=2) + "\n")
     counts = {name: t["count"] for name, t in inspected[db_path.stem]["tables"].items()}
-    metadata = site_metadata(package_path, downloads(root), counts)
+    links = downloads(root)
+    metadata = site_metadata(package_path, links, counts)
+    metadata["plugins"]["coop100"]["jsonld"] = package_jsonld(
+        read_descriptor(package_path), links, db_path
+    )
     metadata_path = site_dir / "metadata.json"
     metadata_path.write_text(json.dumps(metadata, indent=2, ensure_ascii=False) + "\n")
     return Site(db_path, metadata_path, inspect_path, data_dir)
@@ -80,6 +85,10 @@ def downloads(root: Path) -> dict[str, Any]:
     ]
     tables: dict[str, dict[str, Any]] = {}
     for resource in descriptor["resources"]:
+        if "schema" not in resource:  # a file, not a table: release notes, other formats
+            title = f"{resource.get('title', resource['name'])} ({resource['path']})"
+            package.append(_link(title, f"{mount}/{resource['path']}", root / resource["path"]))
+            continue
         # Each table is published twice, as <table> (CSV) and <table>-parquet.
         name = resource["name"].removesuffix(f"-{resource['format']}")
         entry = tables.setdefault(

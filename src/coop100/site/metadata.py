@@ -90,9 +90,47 @@ def site_metadata(
                 "queries": CANNED_QUERIES,
             }
         },
-        "plugins": {"coop100": {"downloads": downloads or {"package": [], "tables": []}}},
+        "plugins": {
+            "coop100": {
+                "downloads": downloads or {"package": [], "tables": []},
+                "release": release_metadata(package_path, descriptor),
+            }
+        },
     }
     return {key: value for key, value in metadata.items() if value != ""}
+
+
+def release_metadata(package_path: Path, descriptor: dict[str, Any]) -> dict[str, Any]:
+    """The version, its date and its release notes (as HTML) for the site's pages."""
+    from markdown_it import MarkdownIt
+
+    from coop100.release import latest_notes
+    from coop100.settings import CHANGES_RESOURCE, CITATION_RESOURCE
+
+    by_name = {r.get("name"): r for r in descriptor.get("resources", [])}
+    notes, citation = by_name.get(CHANGES_RESOURCE), by_name.get(CITATION_RESOURCE)
+    creators = [
+        c["title"] for c in descriptor.get("contributors", []) if "creator" in c.get("roles", [])
+    ]
+    version, released = descriptor.get("version", ""), descriptor.get("coop100:released", "")
+    heading, body = "", ""
+    if notes is not None:
+        text = (package_path.parent / notes["path"]).read_text(encoding="utf-8")
+        heading, body = latest_notes(text)
+    # Raw HTML in the notes is shown as text: the notes quote the records' values.
+    renderer = MarkdownIt("commonmark", {"html": False}).enable("table")
+    return {
+        "version": version,
+        "released": released,
+        # APA's pattern for a data set; the page adds its own address.
+        "citation": f"{', '.join(creators)} ({released[:4]}). {descriptor.get('title', '')}"
+        f" (Version {version}) [Data set].",
+        "citation_url": f"/{settings.DOWNLOADS_MOUNT}/{citation['path']}" if citation else "",
+        "heading": heading,
+        "notes_html": renderer.render(body),
+        "notes_url": f"/{settings.DOWNLOADS_MOUNT}/{notes['path']}" if notes else "",
+        "page_url": settings.CHANGES_URL,
+    }
 
 
 def _table(name: str, resource: dict[str, Any], columns: dict[str, str]) -> dict[str, Any]:

@@ -8,6 +8,13 @@ HOST = "127.0.0.1"
 PORT = 8001
 DATABASE = "coop100"
 DOWNLOADS_MOUNT = "data"  # files of the package are served under /data/
+CHANGES_URL = "/changes"  # what changed in this version (the newest release notes)
+# The landing page's schema.org JSON-LD names at most this many events, each with at
+# most this many speakers: at a million rows the page stays small.
+JSONLD_MAX_EVENTS = 20
+JSONLD_MAX_PERFORMERS = 50
+# Row pages listed per sitemap file (the sitemaps protocol allows 50,000 URLs a file).
+SITEMAP_MAX_URLS = 50_000
 
 # -- limits (Datasette settings) ----------------------------------------------
 

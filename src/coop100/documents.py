@@ -1,0 +1,141 @@
+"""The package's files that are not tables: release notes, citation, Popolo export.
+
+Each is written from the records' tables and releases by the build, published
+beside the CSV and Parquet and described in datapackage.json (after the
+tables), so the drift check, the checksums and the zip cover them too.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from . import settings
+from .release import Release, changes_markdown
+
+
+@dataclass(frozen=True)
+class Document:
+    """One published file that is not a table, and how it is written."""
+
+    name: str  # the resource name in datapackage.json
+    path: str
+    title: str
+    description: str
+    format: str
+    mediatype: str
+    write: Callable[[Path, dict[str, pa.Table], list[Release]], None]
+
+
+def _text(render: Callable[[list[Release]], str]) -> Callable[..., None]:
+    def write(path: Path, tables: dict[str, pa.Table], releases: list[Release]) -> None:
+        path.write_bytes(render(releases).encode("utf-8"))
+
+    return write
+
+
+def citation_cff(release: Release) -> str:
+    """CITATION.cff (Citation File Format 1.2.0, type dataset) for this release."""
+    authors = [str(c["title"]) for c in settings.CONTRIBUTORS if "creator" in c["roles"]]
+
+    def text(value: str) -> str:
+        # A JSON string is a YAML double-quoted scalar: no escaping rules of our own.
+        return json.dumps(value, ensure_ascii=False)
+
+    lines = [
+        "# Written by `coop100 build` from records/releases.json and settings.py; do not edit.",
+        "cff-version: 1.2.0",
+        f"message: {text(settings.CITATION_MESSAGE)}",
+        "type: dataset",
+        f"title: {text(settings.PACKAGE_TITLE)}",
+        f"abstract: {text(settings.PACKAGE_DESCRIPTION)}",
+        "authors:",
+        *(f"  - name: {text(name)}" for name in authors),
+        f"version: {text(release.version)}",
+        f"date-released: {text(release.released)}",
+        f"license: {text(str(settings.DATA_LICENSE['name']))}",
+        "keywords:",
+        *(f"  - {text(word)}" for word in settings.PACKAGE_KEYWORDS),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _popolo(path: Path, tables: dict[str, pa.Table], releases: list[Release]) -> None:
+    from .popolo import write_popolo
+
+    write_popolo(tables, path)
+
+
+DOCUMENTS: tuple[Document, ...] = (
+    Document(
+        settings.CHANGES_RESOURCE,
+        settings.CHANGES_FILE,
+        "Release notes",
+        "What changed in each version, row by row, and why its version number is what it"
+        " is (newest first).",
+        "md",
+        "text/markdown",
+        _text(changes_markdown),
+    ),
+    Document(
+        settings.CITATION_RESOURCE,
+        settings.CITATION_FILE,
+        "How to cite this package",
+        "Citation File Format (CFF 1.2.0) metadata: title, authors, version, release date"
+        " and licence of this release.",
+        "cff",
+        "application/x-yaml",
+        _text(lambda releases: citation_cff(releases[0])),
+    ),
+    Document(
+        settings.POPOLO_RESOURCE,
+        settings.POPOLO_FILE,
+        "The tables as Popolo JSON",
+        "Persons (with their other spellings), organizations, memberships (one per claim;"
+        " rival claims share claim_key, one is preferred), events and speeches, in the"
+        " Popolo data model (https://www.popoloproject.com/) that EveryPolitician, SayIt"
+        " and django-popolo read.",
+        "json",
+        "application/json",
+        _popolo,
+    ),
+)
+
+
+def write_documents(root: Path, tables: dict[str, pa.Table], releases: list[Release]) -> None:
+    """Write every document under root."""
+    for document in DOCUMENTS:
+        (root / document.path).parent.mkdir(parents=True, exist_ok=True)
+        document.write(root / document.path, tables, releases)
+
+
+def document_resources(root: Path) -> list[dict[str, Any]]:
+    """The documents' entries in datapackage.json, with the written files' sizes and hashes."""
+    from .package import file_digest
+
+    resources = []
+    for document in DOCUMENTS:
+        size, sha256 = file_digest(root / document.path)
+        resources.append(
+            {
+                "name": document.name,
+                "title": document.title,
+                "description": document.description,
+                "path": document.path,
+                "format": document.format,
+                "mediatype": document.mediatype,
+                "encoding": "utf-8",
+                "bytes": size,
+                "hash": f"sha256:{sha256}",
+            }
+        )
+    return resources
+
+
+def document_paths() -> list[str]:
+    return [document.path for document in DOCUMENTS]
