@@ -29,7 +29,7 @@ import pyarrow.json as pajson
 from annotated_types import Ge, Le, MaxLen
 from pydantic import ValidationError
 
-from . import models
+from . import inputs, models
 from .models import MODELS, Record, Source
 from .records import (
     PARENT_LINKS,
@@ -247,19 +247,11 @@ def _any(masks: list[Mask], length: int) -> pa.ChunkedArray:
 # -- reading ---------------------------------------------------------------------
 
 
-def _count_lines(path: Path) -> int:
-    lines = 0
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 24), b""):
-            lines += block.count(b"\n")
-            last = block[-1:]
-    return lines + (0 if lines == 0 or last == b"\n" else 1)
-
-
 def _line_problems(path: Path, model: type[Record], shown: str) -> list[Problem]:
     """Validate a file line by line with Pydantic: the exact path for broken files."""
     problems = []
-    with path.open(encoding="utf-8", errors="replace") as handle:
+    # inputs.scan_jsonl has checked the file is UTF-8 with lines of at most BLOCK_SIZE.
+    with path.open(encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
             problems += _validate_line(line, number, model, shown)
             if len(problems) >= MAX_LISTED:
@@ -267,11 +259,38 @@ def _line_problems(path: Path, model: type[Record], shown: str) -> list[Problem]
     return problems
 
 
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in data:
+            raise ValueError(f"repeats the key '{key}'; keep one")
+        problem = isinstance(value, str) and inputs.surrogate_problem(value)
+        if problem:
+            raise ValueError(f"field '{key}' {problem}")
+        data[key] = value
+    return data
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not a JSON number; give a number or leave the field out")
+
+
 def _validate_line(line: str, number: int, model: type[Record], shown: str) -> list[Problem]:
     try:
-        data = json.loads(line)
-    except ValueError as exc:
-        return [Problem(shown, number, 1, message=f"is not one JSON object per line: {exc}")]
+        data = json.loads(
+            line,
+            object_pairs_hook=_object,
+            parse_int=inputs.whole_number,
+            parse_constant=_not_json,
+        )
+    except json.JSONDecodeError as exc:
+        where = exc.colno if exc.lineno == 1 else len(line)
+        message = f"is not one JSON object per line: {exc.msg.removesuffix(' at')}"
+        return [Problem(shown, number, where, message=message)]
+    except ValueError as exc:  # from the hooks above
+        return [Problem(shown, number, 1, message=str(exc))]
+    except RecursionError:
+        return [Problem(shown, number, 1, message="nests too deep; a record holds plain values")]
     if not isinstance(data, dict):
         return [Problem(shown, number, 1, model.table, message="each line must be a JSON object")]
     row = _Mapping(data)
@@ -294,6 +313,11 @@ class BulkTable:
 def read_bulk(path: Path, model: type[Record], shown: str) -> BulkTable:
     """Read one JSON Lines file of a table and check every row against its model."""
     try:
+        inputs.check_file(path, inputs.JSONL_MAX_BYTES, "a bulk file")
+        lines = inputs.scan_jsonl(path, BLOCK_SIZE)
+    except inputs.InputProblem as exc:
+        return BulkTable(None, [Problem(shown, exc.line, exc.column, message=exc.message)])
+    try:
         raw = pajson.read_json(
             path,
             read_options=pajson.ReadOptions(block_size=BLOCK_SIZE),
@@ -301,9 +325,11 @@ def read_bulk(path: Path, model: type[Record], shown: str) -> BulkTable:
                 explicit_schema=json_schema(model), unexpected_field_behavior="error"
             ),
         )
-    except (pa.ArrowInvalid, UnicodeDecodeError):
-        return BulkTable(None, _line_problems(path, model, shown) or [Problem(shown, 1, 1)])
-    if raw.num_rows != _count_lines(path):
+    except pa.ArrowInvalid as exc:
+        # The line-by-line reader refuses all pyarrow does; if not, say what pyarrow said.
+        unread = Problem(shown, message=f"cannot be read: {exc}")
+        return BulkTable(None, _line_problems(path, model, shown) or [unread])
+    if raw.num_rows != lines:
         # A blank line would shift every line number after it.
         return BulkTable(
             None,
@@ -397,6 +423,9 @@ def read_tables(records_dir: Path) -> Tables:
     records = load_records(records_dir, cross_check=False)
     base = records_dir.parent
     problems: list[Problem] = []
+    if not (records_dir / BULK_DIR).is_dir():
+        where = _show(records_dir / BULK_DIR, base)
+        problems.append(Problem(where, message=f"is not a folder; give {where}/<table>.jsonl"))
     for table, path in files.items():
         if table not in BULK_TABLES:
             problems.append(
