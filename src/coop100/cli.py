@@ -6,6 +6,7 @@ printed on its own line), 2 for a usage error (click's own convention).
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -27,7 +28,7 @@ from .package import (
 )
 from .records import RecordsError
 from .site import settings as site_settings
-from .validate import validate_package
+from .validate import check_checksums, validate_package
 
 _root = click.option(
     "--root",
@@ -117,6 +118,23 @@ def build(root: Path) -> None:
     click.echo(f"wrote {db_path} and {zip_path}")
 
 
+def _finish_publish(root: Path) -> None:
+    finished = finish_interrupted_publish(root)
+    if finished:
+        click.echo(f"finished an interrupted build: moved {len(finished)} files into place")
+
+
+def _check_whole(root: Path) -> None:
+    """Refuse to serve a package whose files differ from its descriptor's sizes and hashes."""
+    try:
+        descriptor = json.loads((root / settings.DESCRIPTOR).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise BuildDirError([f"{settings.DESCRIPTOR}: cannot be read ({exc})"]) from None
+    problems = check_checksums(root, descriptor)
+    if problems:
+        raise BuildDirError(problems)
+
+
 @cli.command()
 @_root
 def validate(root: Path) -> None:
@@ -136,8 +154,7 @@ def validate(root: Path) -> None:
     try:
         if (root / settings.PUBLISH_JOURNAL).exists():
             with build_lock(root):
-                finished = finish_interrupted_publish(root)
-            click.echo(f"finished an interrupted build: moved {len(finished)} files into place")
+                _finish_publish(root)
     except BuildDirError as exc:
         problems += exc.problems
     try:
@@ -162,7 +179,9 @@ def serve(root: Path, host: str, port: int, rebuild: bool) -> None:
     missing or older than the package, zips the package, writes the site's
     metadata and row counts under build/site/, then runs Datasette in
     immutable mode with the hardening plugin. Needs only the published
-    package, not records/.
+    package, not records/. Finishes a build that was killed while publishing
+    first, and refuses to serve a package whose files differ from the sizes
+    and sha256 in datapackage.json.
 
     Example:
 
@@ -173,7 +192,13 @@ def serve(root: Path, host: str, port: int, rebuild: bool) -> None:
     from .site.build import build_site, datasette_command  # only serving needs the site
 
     try:
-        site = build_site(root, rebuild=rebuild)
+        # Under the build lock, so no build swaps files between the check and the copy.
+        with build_lock(root):
+            _finish_publish(root)
+            _check_whole(root)
+            site = build_site(root, rebuild=rebuild)
+    except BuildDirError as exc:
+        _fail(exc.problems, "nothing was served")
     except DatabaseError as exc:
         _fail([str(exc)], "the package could not be loaded into SQLite")
     command = datasette_command(site, host, port)
