@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 
 from coop100 import inputs
-from coop100.bulk import BLOCK_SIZE
+from coop100.bulk import BLOCK_SIZE, read_bulk
+from coop100.models import MODEL_BY_TABLE
 
 from .conftest import RECORDS
 
@@ -157,3 +158,62 @@ def test_an_unreadable_records_file_is_named(tmp_path: Path) -> None:
         "1 problem(s): nothing was published; fix the records above",
     ]
     assert exit_code == 1
+
+
+@pytest.fixture
+def small_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Scan in 8-byte blocks, so lines and characters span block boundaries."""
+    monkeypatch.setattr(inputs, "READ_BLOCK", 8)
+
+
+@pytest.mark.parametrize(
+    ("data", "found"),
+    [
+        (b'{"a": 1}\n{"b": "\xc3\xa9t\xc3\xa9"}\n', 2),
+        (b'{"a": 1}\n{"b": 2}', 2),  # no line break at the end
+        (b"x\n" * 20, 20),
+        (b"0123456789012345678\n01234", 2),  # a line of 19 bytes spans three blocks
+        (b"", "1:1: is empty; give one JSON object per line, or remove the file"),
+        (b"\xef\xbb\xbf{}\n", "1:1: starts with a byte-order mark; save as UTF-8 without BOM"),
+        (b'{"a": 1}\n{"b": "\xff"}\n', "2:8: is not UTF-8 text; save it as UTF-8"),
+        (b'{"a": 1}\n{"b": 2}\n{"c": "\xe9"}\n', "3:8: is not UTF-8 text; save it as UTF-8"),
+        (b'{}\n{"b": "caf\xc3"}\n', "2:11: is not UTF-8 text; save it as UTF-8"),
+        (
+            b"{}\n" + b"x" * 21 + b"\n",
+            "2:1: is a line longer than 20 bytes; give one JSON object per line "
+            "(a record is far shorter)",
+        ),
+    ],
+)
+def test_scan_jsonl_counts_lines_and_finds_where_a_file_breaks(
+    small_blocks: None, tmp_path: Path, data: bytes, found: int | str
+) -> None:
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(data)
+    try:
+        result: int | str = inputs.scan_jsonl(path, max_line=20)
+    except inputs.InputProblem as exc:
+        result = f"{exc.line}:{exc.column}: {exc.message}"
+    assert result == found
+
+
+def test_a_broken_bulk_file_is_read_again_in_pieces(small_blocks: None, tmp_path: Path) -> None:
+    # 8-byte reads make each piece a line or two: the broken line is validated by
+    # Pydantic, the rest by the column rules, and every problem keeps its line.
+    lines = [
+        BULK_LINE.replace('"speaking_order": 9', f'"speaking_order": {n}').replace(
+            "bulk-extra", f"bulk-{n}"
+        )
+        for n in range(1, 7)
+    ]
+    lines[1] = lines[1][:40] + "\n"
+    lines[4] = lines[4].replace('"speaker"', '"dancer"')
+    path = tmp_path / "participations.jsonl"
+    path.write_text("".join(lines))
+    found = read_bulk(path, MODEL_BY_TABLE["participations"], "p.jsonl")
+    assert found.table is None
+    assert [str(p) for p in found.problems] == [
+        "p.jsonl:2:32: is not one JSON object per line: Unterminated string starting",
+        "p.jsonl:5:1: participations 'bulk-5' field 'role': 'dancer' is not allowed: "
+        "'facilitator' or 'speaker'",
+    ]

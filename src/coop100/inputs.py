@@ -12,6 +12,7 @@ import errno
 import os
 import re
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,8 @@ YAML_MAX_DEPTH = 10
 # The published integer columns are Int64 (tables.py): a whole number beyond
 # these bounds cannot be published, and Python refuses to parse 4,300+ digits.
 INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
+# JSON Lines files are scanned this many bytes at a time.
+READ_BLOCK = 16 << 20
 
 _KINDS = {
     stat.S_IFDIR: "a folder",
@@ -53,7 +56,10 @@ class InputProblem(Exception):
 
 
 def _size_text(size: int) -> str:
-    return f"{size >> 30} GiB" if size >= 1 << 30 else f"{size >> 20} MiB"
+    for unit, shift in (("GiB", 30), ("MiB", 20)):
+        if size >= 1 << shift:
+            return f"{size >> shift} {unit}"
+    return f"{size:,} bytes"
 
 
 def _open(path: Path) -> int:
@@ -134,12 +140,35 @@ def check_file(path: Path, limit: int, what: str) -> int:
 _BOM = b"\xef\xbb\xbf"
 
 
+def line_pieces(path: Path, max_line: int) -> Iterator[bytes]:
+    """The file in pieces of about 16 MiB that end at a line break (the last may not).
+
+    Raises:
+        InputProblem: a line is longer than max_line bytes.
+    """
+    lines, carry = 0, b""
+    with path.open("rb") as handle:
+        while block := handle.read(READ_BLOCK):
+            end = block.find(b"\n")
+            if len(carry) + (len(block) if end < 0 else end) > max_line:
+                raise InputProblem(_too_long(max_line), lines + 1, 1)
+            data = carry + block
+            cut = data.rfind(b"\n") + 1
+            piece, carry = data[:cut], data[cut:]
+            lines += piece.count(b"\n")
+            if piece:
+                yield piece
+    if carry:
+        yield carry
+
+
 def scan_jsonl(path: Path, max_line: int) -> int:
     """Count the lines of a JSON Lines file, checking it is UTF-8 with no line past max_line.
 
     pyarrow's JSON reader neither checks UTF-8 (it publishes broken bytes as text)
-    nor reads a line longer than its block; the line-by-line reader of a broken
-    file then holds one line at a time. Reads 16 MiB at a time.
+    nor reads a line longer than its block. This runs on every good file, so it
+    copies only the line that spans two blocks (at 1M statements the checks cost
+    ~0.3 s over the 409 MB statements file, on top of counting its lines).
 
     Raises:
         InputProblem: the file is empty, starts with a byte-order mark, is not
@@ -147,23 +176,30 @@ def scan_jsonl(path: Path, max_line: int) -> int:
     """
     import pyarrow as pa  # the YAML-only path never needs it
 
-    lines, carry = 0, b""
+    lines, tail, last = 0, b"", b""
     with path.open("rb") as handle:
-        while block := handle.read(16 << 20):
-            if lines == 0 and not carry and block.startswith(_BOM):
+        while block := handle.read(READ_BLOCK):
+            if not last and block.startswith(_BOM):
                 raise InputProblem("starts with a byte-order mark; save as UTF-8 without BOM", 1, 1)
-            end = block.find(b"\n")
-            if len(carry) + (len(block) if end < 0 else end) > max_line:
+            last = block[-1:]
+            first = block.find(b"\n")
+            if first < 0:  # the whole block lies inside one line
+                tail += block
+                if len(tail) > max_line:
+                    raise InputProblem(_too_long(max_line), lines + 1, 1)
+                continue
+            spanning = tail + block[: first + 1]
+            if len(spanning) > max_line + 1:
                 raise InputProblem(_too_long(max_line), lines + 1, 1)
-            data = carry + block
-            cut = data.rfind(b"\n") + 1
-            chunk, carry = data[:cut], data[cut:]
-            _check_utf8(chunk, lines, pa)
-            lines += chunk.count(b"\n")
-    _check_utf8(carry, lines, pa)
-    if lines == 0 and not carry:
+            _check_utf8(spanning, lines, pa)
+            end = block.rfind(b"\n") + 1
+            _check_utf8(memoryview(block)[first + 1 : end], lines + 1, pa)
+            lines += block.count(b"\n")
+            tail = block[end:]
+    _check_utf8(tail, lines, pa)
+    if not last:
         raise InputProblem("is empty; give one JSON object per line, or remove the file", 1, 1)
-    return lines + (1 if carry else 0)
+    return lines + (0 if last == b"\n" else 1)
 
 
 def _too_long(max_line: int) -> str:
@@ -173,9 +209,9 @@ def _too_long(max_line: int) -> str:
     )
 
 
-def _check_utf8(chunk: bytes, lines_before: int, pa: Any) -> None:
-    # Casting binary to text makes Arrow check the UTF-8 in C++, without a copy and
-    # ~3x faster than bytes.decode; decode only to find where a broken file breaks.
+def _check_utf8(chunk: bytes | memoryview, lines_before: int, pa: Any) -> None:
+    # Casting binary to text makes Arrow check the UTF-8 in C++ without a copy;
+    # decode only to find where a broken file breaks.
     offsets = pa.py_buffer((0).to_bytes(8, "little") + len(chunk).to_bytes(8, "little"))
     binary = pa.Array.from_buffers(pa.large_binary(), 1, [None, offsets, pa.py_buffer(chunk)])
     try:
@@ -183,11 +219,12 @@ def _check_utf8(chunk: bytes, lines_before: int, pa: Any) -> None:
         return
     except pa.ArrowInvalid:
         pass
+    data = bytes(chunk)
     try:
-        chunk.decode("utf-8")
+        data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = lines_before + chunk.count(b"\n", 0, exc.start) + 1
-        column = exc.start - chunk.rfind(b"\n", 0, exc.start)
+        line = lines_before + data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - data.rfind(b"\n", 0, exc.start)
         raise InputProblem("is not UTF-8 text; save it as UTF-8", line, column) from None
 
 
