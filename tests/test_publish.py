@@ -162,6 +162,20 @@ def test_a_broken_journal_is_reported_not_guessed(project: Path) -> None:
     assert result.exit_code == 1
 
 
+def test_a_journal_without_checksums_is_not_finished(project: Path) -> None:
+    (project / settings.PUBLISH_JOURNAL).write_text(
+        '{"staging": ".tmp-old", "files": ["datapackage.json"]}'
+    )
+    result = CliRunner().invoke(cli, ["build", "--root", str(project)])
+    assert result.stderr.splitlines() == [
+        f"{settings.PUBLISH_JOURNAL}: was written by an older coop100 and holds no checksums "
+        "to finish with; restore the published files with git, delete it and run "
+        "`coop100 build`",
+        "1 problem(s): nothing was published",
+    ]
+    assert result.exit_code == 1
+
+
 def test_the_build_refuses_files_it_did_not_write(project: Path) -> None:
     (project / "build/notes.txt").write_text("mine")
     (project / "build/csv/old-people.csv").write_text("mine too")
@@ -348,8 +362,8 @@ def test_a_build_killed_mid_swap_is_not_finished_over_files_git_restored(
     # the swap would publish new topics files beside the old descriptor.
     exit_code, lines = _refusals(command, project)
     assert lines[-3:] == [
-        "datapackage.json: changed since the build was interrupted (it had already "
-        "published this file)",
+        "datapackage.json: is not the file the interrupted build published, and no "
+        "staged copy is left to finish with",
         REFUSED,
         "2 problem(s): " + OUTCOME[command],
     ]

@@ -294,6 +294,9 @@ def _read_json(source: Any, model: type[Record]) -> pa.Table:
 
 
 def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    too_many = inputs.too_many_keys(len(pairs))
+    if too_many:
+        raise ValueError(too_many)
     data: dict[str, Any] = {}
     for key, value in pairs:
         if key in data:

@@ -31,6 +31,10 @@ JSONL_MAX_BYTES = 1 << 30
 # values are reported by the model ("must be text"); past this depth the file is
 # refused before PyYAML's recursive composer meets it.
 YAML_MAX_DEPTH = 10
+# A record has at most 20 fields. The model reports each unknown one with a
+# suggestion (~0.2 ms each): a million keys on one line took almost four minutes
+# and 1.7 GB, so a mapping with more keys than this is refused before that.
+MAX_KEYS = 100
 # The published integer columns are Int64 (tables.py): a whole number beyond
 # these bounds cannot be published, and Python refuses to parse 4,300+ digits.
 INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
@@ -275,6 +279,13 @@ def _check_events(text: str, loader: type[Any]) -> None:
                 )
         elif isinstance(event, yaml.CollectionEndEvent):
             depth -= 1
+
+
+def too_many_keys(count: int) -> str | None:
+    """Why a mapping (a YAML mapping or a JSON object) with count keys is refused."""
+    if count <= MAX_KEYS:
+        return None
+    return f"holds {count:,} keys; a record has at most {MAX_KEYS} (and far fewer fields)"
 
 
 def whole_number(text: str) -> int:

@@ -352,6 +352,13 @@ def _read_journal(root: Path) -> tuple[str, list[dict[str, Any]]]:
             ]
         ) from None
     known = set(published_files(root))
+    if isinstance(files, list) and any(isinstance(f, str) for f in files):
+        raise BuildDirError(
+            [
+                f"{settings.PUBLISH_JOURNAL}: was written by an older coop100 and holds no "
+                f"checksums to finish with; restore the published files with git, {retry}"
+            ]
+        )
     if (
         not isinstance(staging_name, str)
         or not staging_name.startswith(settings.STAGING_PREFIX)
@@ -391,8 +398,8 @@ def _foreign_changes(root: Path, staging: Path, files: list[dict[str, Any]]) -> 
                 )
         elif new is None or now != new:
             problems.append(
-                f"{rel}: changed since the build was interrupted (it had already "
-                "published this file)"
+                f"{rel}: is not the file the interrupted build published, and no "
+                "staged copy is left to finish with"
             )
     return problems
 

@@ -140,6 +140,9 @@ for _tag, (_pattern, _firsts) in _CORE_SCHEMA.items():
 
 def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> _Mapping:
     loader.flatten_mapping(node)
+    problem = inputs.too_many_keys(len(node.value))
+    if problem:
+        raise yaml.constructor.ConstructorError(None, None, problem, node.start_mark)
     result = _Mapping()
     result.line, result.column = node.start_mark.line + 1, node.start_mark.column + 1
     result.key_marks = {}
