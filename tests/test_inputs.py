@@ -92,7 +92,7 @@ CASES: dict[str, tuple[Callable[[Path], None], str]] = {
     ),
     "huge-yaml": (
         _replace("events.yaml", _sparse(inputs.YAML_MAX_BYTES + 1)),
-        f"is {inputs.YAML_MAX_BYTES + 1:,} bytes; a records file may hold at most 1 MiB "
+        f"is {inputs.YAML_MAX_BYTES + 1:,} bytes; a records file may hold at most 256 KiB "
         "(move big tables to records/bulk/<table>.jsonl)",
     ),
     "huge-jsonl": (

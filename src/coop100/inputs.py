@@ -18,11 +18,12 @@ from typing import Any
 
 import yaml
 
-# A hand-edited records file is a few kilobytes (the largest today is 6 KB). Past
-# 1 MiB YAML is the wrong format: PyYAML's pure-Python loader, which explains a
-# broken file, reads about 0.3 MiB a second, so the cap bounds a failed read to
-# a few seconds. Big archives come as JSON Lines.
-YAML_MAX_BYTES = 1 << 20
+# A hand-edited records file is a few kilobytes (the largest today is 6 KB; 256 KiB
+# holds some 800 statements). A broken file is read again by PyYAML's pure-Python
+# loader to explain it: 1 MiB with a mistake on its last line took 12.6 s on the
+# loaded 2-core development machine, so the cap keeps that to a few seconds. Big
+# archives come as JSON Lines.
+YAML_MAX_BYTES = 256 << 10
 # A bulk file is read whole by pyarrow: memory grows with it. The statements file
 # of the 1M-statement benchmark archive is 409 MB; 1 GiB leaves room for 2.5 times
 # that and bounds what one file can cost.
@@ -60,7 +61,7 @@ class InputProblem(Exception):
 
 
 def _size_text(size: int) -> str:
-    for unit, shift in (("GiB", 30), ("MiB", 20)):
+    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
         if size >= 1 << shift:
             return f"{size >> shift} {unit}"
     return f"{size:,} bytes"
