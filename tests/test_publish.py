@@ -427,3 +427,26 @@ def test_serve_refuses_a_package_whose_files_differ_from_its_descriptor(project:
         "2 problem(s): nothing was served",
     ]
     assert exit_code == 1
+
+
+@pytest.mark.parametrize(
+    ("descriptor", "problem"),
+    [
+        (
+            "{",
+            "cannot be read (Expecting property name enclosed in double quotes: "
+            "line 1 column 2 (char 1))",
+        ),
+        (
+            '{"resources": [{"name": "x"}]}',
+            "is not a package coop100 published; run `coop100 build`",
+        ),
+    ],
+)
+def test_serve_refuses_a_descriptor_it_cannot_check(
+    project: Path, descriptor: str, problem: str
+) -> None:
+    (project / settings.DESCRIPTOR).write_text(descriptor)
+    exit_code, lines = _refusals("serve", project)
+    assert lines == [f"{settings.DESCRIPTOR}: {problem}", "1 problem(s): nothing was served"]
+    assert exit_code == 1

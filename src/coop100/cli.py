@@ -128,9 +128,13 @@ def _check_whole(root: Path) -> None:
     """Refuse to serve a package whose files differ from its descriptor's sizes and hashes."""
     try:
         descriptor = json.loads((root / settings.DESCRIPTOR).read_text(encoding="utf-8"))
+        problems = check_checksums(root, descriptor)
     except (OSError, ValueError) as exc:
         raise BuildDirError([f"{settings.DESCRIPTOR}: cannot be read ({exc})"]) from None
-    problems = check_checksums(root, descriptor)
+    except (AttributeError, KeyError, TypeError):
+        raise BuildDirError(
+            [f"{settings.DESCRIPTOR}: is not a package coop100 published; run `coop100 build`"]
+        ) from None
     if problems:
         raise BuildDirError(problems)
 
