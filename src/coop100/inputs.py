@@ -50,6 +50,10 @@ _KINDS = {
     stat.S_IFSOCK: "a socket",
 }
 _SURROGATE = re.compile("[\ud800-\udfff]")
+# Both formats must be UTF-8 without a byte-order mark.
+BOM = b"\xef\xbb\xbf"
+HAS_BOM = "starts with a byte-order mark; save as UTF-8 without BOM"
+NOT_UTF8 = "is not UTF-8 text; save it as UTF-8"
 
 
 class InputProblem(Exception):
@@ -142,8 +146,6 @@ def check_file(path: Path, limit: int, what: str) -> int:
 
 # -- JSON Lines -------------------------------------------------------------------
 
-_BOM = b"\xef\xbb\xbf"
-
 
 def line_pieces(path: Path, max_line: int) -> Iterator[bytes]:
     """The file in pieces of about 16 MiB that end at a line break (the last may not).
@@ -184,8 +186,8 @@ def scan_jsonl(path: Path, max_line: int) -> int:
     lines, tail, last = 0, b"", b""
     with path.open("rb") as handle:
         while block := handle.read(READ_BLOCK):
-            if not last and block.startswith(_BOM):
-                raise InputProblem("starts with a byte-order mark; save as UTF-8 without BOM", 1, 1)
+            if not last and block.startswith(BOM):
+                raise InputProblem(HAS_BOM, 1, 1)
             last = block[-1:]
             first = block.find(b"\n")
             if first < 0:  # the whole block lies inside one line
@@ -230,7 +232,7 @@ def _check_utf8(chunk: bytes | memoryview, lines_before: int, pa: Any) -> None:
     except UnicodeDecodeError as exc:
         line = lines_before + data.count(b"\n", 0, exc.start) + 1
         column = exc.start - data.rfind(b"\n", 0, exc.start)
-        raise InputProblem("is not UTF-8 text; save it as UTF-8", line, column) from None
+        raise InputProblem(NOT_UTF8, line, column) from None
 
 
 # -- YAML -------------------------------------------------------------------------

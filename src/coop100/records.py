@@ -205,15 +205,13 @@ def _read_yaml(path: Path, shown: str) -> tuple[Any, list[Problem]]:
         raw = inputs.read_capped(path, inputs.YAML_MAX_BYTES, "a records file")
     except inputs.InputProblem as exc:
         return None, [Problem(shown, message=exc.message)]
-    if raw.startswith(b"\xef\xbb\xbf"):
-        return None, [
-            Problem(shown, 1, 1, message="starts with a byte-order mark; save as UTF-8 without BOM")
-        ]
+    if raw.startswith(inputs.BOM):
+        return None, [Problem(shown, 1, 1, message=inputs.HAS_BOM)]
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
-        return None, [Problem(shown, line, 1, message="is not UTF-8 text; save it as UTF-8")]
+        return None, [Problem(shown, line, 1, message=inputs.NOT_UTF8)]
     for number, line_text in enumerate(text.splitlines(), start=1):
         if "\t" in line_text:
             column = line_text.index("\t") + 1
