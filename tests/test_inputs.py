@@ -88,7 +88,7 @@ CASES: dict[str, tuple[Callable[[Path], None], str]] = {
     ),
     "dangling-link": (
         _replace("events.yaml", lambda p: p.symlink_to("gone.yaml")),
-        "is a symbolic link to gone.yaml, which does not exist",
+        "is a symbolic link to gone.yaml, which does not exist; replace it with the file",
     ),
     "huge-yaml": (
         _replace("events.yaml", _sparse(inputs.YAML_MAX_BYTES + 1)),

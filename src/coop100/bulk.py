@@ -327,7 +327,7 @@ def _validate_line(line: str, number: int, model: type[Record], shown: str) -> l
     except ValueError as exc:  # from the hooks above
         return [Problem(shown, number, 1, message=str(exc))]
     except RecursionError:
-        return [Problem(shown, number, 1, message="nests too deep; a record holds plain values")]
+        return [Problem(shown, number, 1, message="nests too deep; give each field a plain value")]
     if not isinstance(data, dict):
         return [Problem(shown, number, 1, model.table, message="each line must be a JSON object")]
     row = _Mapping(data)

@@ -77,7 +77,10 @@ def _open(path: Path) -> int:
         return os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
         if exc.errno == errno.ENOENT and path.is_symlink():
-            message = f"is a symbolic link to {os.readlink(path)}, which does not exist"
+            message = (
+                f"is a symbolic link to {os.readlink(path)}, which does not exist; "
+                "replace it with the file"
+            )
         elif exc.errno == errno.ELOOP:
             message = "is a symbolic link that loops back on itself; replace it with the file"
         elif exc.errno == errno.ENXIO:
@@ -276,8 +279,7 @@ def _check_events(text: str, loader: type[Any]) -> None:
             depth += 1
             if depth > YAML_MAX_DEPTH:
                 raise InputProblem(
-                    f"nests more than {YAML_MAX_DEPTH} levels deep; a record is a "
-                    "mapping of plain values",
+                    f"nests more than {YAML_MAX_DEPTH} levels deep; give each field a plain value",
                     *where,
                 )
         elif isinstance(event, yaml.CollectionEndEvent):
