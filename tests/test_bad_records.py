@@ -59,6 +59,7 @@ def _load(case: Path) -> dict[str, Any]:
 def apply_case(case: dict[str, Any], records: Path) -> None:
     """Change the copy of the records in `records` as the case says."""
     path = records / case["file"]
+    path.parent.mkdir(exist_ok=True)  # records/bulk/ for a JSON Lines case
     if case.get("remove"):
         path.unlink()
         return

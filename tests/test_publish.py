@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -21,6 +24,7 @@ from coop100.database import DB_NAME
 from coop100.package import PackageError, build_lock, build_package, published_files
 
 from .conftest import RECORDS
+from .site_fixtures import free_port
 
 # Checkpoints in package.py, in the order a build passes them. Before the journal
 # is written ("committed") a kill must leave the old package; from then on the
@@ -159,6 +163,20 @@ def test_a_broken_journal_is_reported_not_guessed(project: Path) -> None:
     assert result.exit_code == 1
 
 
+def test_a_journal_without_checksums_is_not_finished(project: Path) -> None:
+    (project / settings.PUBLISH_JOURNAL).write_text(
+        '{"staging": ".tmp-old", "files": ["datapackage.json"]}'
+    )
+    result = CliRunner().invoke(cli, ["build", "--root", str(project)])
+    assert result.stderr.splitlines() == [
+        f"{settings.PUBLISH_JOURNAL}: was written by an older coop100 and holds no checksums "
+        "to finish with; restore the published files with git, delete it and run "
+        "`coop100 build`",
+        "1 problem(s): nothing was published",
+    ]
+    assert result.exit_code == 1
+
+
 def test_the_build_refuses_files_it_did_not_write(project: Path) -> None:
     (project / "build/notes.txt").write_text("mine")
     (project / "build/csv/old-people.csv").write_text("mine too")
@@ -270,3 +288,166 @@ def test_builds_are_reproducible_across_folders_hash_seeds_and_time_zones(
     assert zips[0] == zips[1]
     assert len(databases[0]) > 100  # tables, FTS shadow tables, views and their rows
     assert databases[0] == databases[1]
+
+
+# -- recovery: never roll forward onto files the build did not write -----------------
+
+REFUSED = (
+    f"{settings.PUBLISH_JOURNAL}: a build was interrupted while publishing, and finishing it "
+    "now would mix its files with the ones above; nothing was changed. Delete "
+    f"{settings.PUBLISH_JOURNAL} and run `coop100 build` to publish what records/ builds"
+)
+
+
+def _git(root: Path, *args: str) -> None:
+    subprocess.run(
+        ["git", "-c", "user.name=coop100", "-c", "user.email=coop100@localhost", *args],
+        cwd=root,
+        check=True,
+        capture_output=True,
+    )
+
+
+def _serve(root: Path, timeout: float = 60) -> tuple[subprocess.Popen[bytes], str]:
+    """Start `coop100 serve`; return it and its base URL once it answers (or has exited)."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "coop100", "serve", "--root", str(root), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    while process.poll() is None and time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{base}/-/versions.json", timeout=1):
+                break
+        except OSError:
+            time.sleep(0.2)
+    return process, base
+
+
+def _refusals(command: str, root: Path) -> tuple[int, list[str]]:
+    """Run a command that must refuse; return its exit code and error lines."""
+    if command == "serve":
+        process, _ = _serve(root)
+        try:
+            _, stderr = process.communicate(timeout=60)
+        finally:
+            process.kill()
+        return process.returncode, stderr.decode().splitlines()
+    result = CliRunner().invoke(cli, [command, "--root", str(root)])
+    return result.exit_code, result.stderr.splitlines()
+
+
+OUTCOME = {
+    "validate": "the package is not valid",
+    "build": "nothing was published",
+    "serve": "nothing was served",
+}
+
+
+@pytest.mark.parametrize("command", sorted(OUTCOME))
+def test_a_build_killed_mid_swap_is_not_finished_over_files_git_restored(
+    project: Path, command: str
+) -> None:
+    _git(project, "init", "-q")
+    _git(project, "add", "-A")
+    _git(project, "commit", "-q", "-m", "published")
+    old = _digests(project)
+    _edit_records(project)
+    _kill_build_at(project, "swapping")
+    _git(project, "checkout", "--", ".")
+    assert _digests(project) == old
+    # datapackage.json was swapped before the kill and restored by git; finishing
+    # the swap would publish new topics files beside the old descriptor.
+    exit_code, lines = _refusals(command, project)
+    assert lines[-3:] == [
+        "datapackage.json: is not the file the interrupted build published, and no "
+        "staged copy is left to finish with",
+        REFUSED,
+        "2 problem(s): " + OUTCOME[command],
+    ]
+    assert exit_code == 1
+    assert _digests(project) == old
+    assert (project / settings.PUBLISH_JOURNAL).exists()
+    # What the message says to do publishes one whole package.
+    (project / settings.PUBLISH_JOURNAL).unlink()
+    result = CliRunner().invoke(cli, ["build", "--root", str(project)])
+    assert result.exit_code == 0, result.output
+    assert _digests(project) == old  # git restored the records too
+    assert _leftovers(project) == []
+
+
+def test_a_file_edited_after_a_kill_is_not_overwritten(project: Path) -> None:
+    _edit_records(project)
+    _kill_build_at(project, "committed")
+    edited = project / "build/csv/topics.csv"
+    edited.write_bytes(edited.read_bytes() + b"mine\r\n")
+    mine = _digests(project)
+    for command in ("validate", "build"):
+        exit_code, lines = _refusals(command, project)
+        assert lines[:2] == [
+            "build/csv/topics.csv: changed since the build was interrupted (neither the file "
+            "it replaces nor the one it publishes)",
+            REFUSED,
+        ]
+        assert exit_code == 1
+        assert _digests(project) == mine
+
+
+def test_serve_finishes_an_interrupted_build_and_serves_a_whole_package(
+    project: Path, new_package: dict[str, str]
+) -> None:
+    _edit_records(project)
+    _kill_build_at(project, "swapping")
+    process, base = _serve(project)
+    try:
+        with urllib.request.urlopen(f"{base}/data/datapackage.json", timeout=10) as response:
+            descriptor = json.loads(response.read())
+        for resource in descriptor["resources"]:
+            if resource["format"] == "csv":
+                with urllib.request.urlopen(f"{base}/data/{resource['path']}", timeout=10) as r:
+                    assert f"sha256:{hashlib.sha256(r.read()).hexdigest()}" == resource["hash"]
+    finally:
+        process.terminate()
+        stdout, _ = process.communicate(timeout=30)
+    assert b"finished an interrupted build: moved 31 files into place" in stdout
+    assert _digests(project) == new_package
+
+
+def test_serve_refuses_a_package_whose_files_differ_from_its_descriptor(project: Path) -> None:
+    path = project / "build/csv/topics.csv"
+    path.write_bytes(path.read_bytes() + b"\r\n")
+    exit_code, lines = _refusals("serve", project)
+    size = path.stat().st_size
+    assert lines == [
+        f"build/csv/topics.csv: is {size} bytes, datapackage.json says {size - 2}; "
+        "run `coop100 build`",
+        "build/csv/topics.csv: sha256 differs from datapackage.json; run `coop100 build`",
+        "2 problem(s): nothing was served",
+    ]
+    assert exit_code == 1
+
+
+@pytest.mark.parametrize(
+    ("descriptor", "problem"),
+    [
+        (
+            "{",
+            "cannot be read (Expecting property name enclosed in double quotes: "
+            "line 1 column 2 (char 1))",
+        ),
+        (
+            '{"resources": [{"name": "x"}]}',
+            "is not a package coop100 published; run `coop100 build`",
+        ),
+    ],
+)
+def test_serve_refuses_a_descriptor_it_cannot_check(
+    project: Path, descriptor: str, problem: str
+) -> None:
+    (project / settings.DESCRIPTOR).write_text(descriptor)
+    exit_code, lines = _refusals("serve", project)
+    assert lines == [f"{settings.DESCRIPTOR}: {problem}", "1 problem(s): nothing was served"]
+    assert exit_code == 1

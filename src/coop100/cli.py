@@ -6,6 +6,7 @@ printed on its own line), 2 for a usage error (click's own convention).
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import tempfile
@@ -30,7 +31,7 @@ from .package import (
 from .records import Problem, RecordsError
 from .release import TAG_PREFIX as TAG
 from .site import settings as site_settings
-from .validate import validate_package
+from .validate import check_checksums, validate_package
 
 _root = click.option(
     "--root",
@@ -144,6 +145,27 @@ def build(root: Path, format_: str) -> None:
     _build(root)
 
 
+def _finish_publish(root: Path) -> None:
+    finished = finish_interrupted_publish(root)
+    if finished:
+        _say(f"finished an interrupted build: moved {len(finished)} files into place")
+
+
+def _check_whole(root: Path) -> None:
+    """Refuse to serve a package whose files differ from its descriptor's sizes and hashes."""
+    try:
+        descriptor = json.loads((root / settings.DESCRIPTOR).read_text(encoding="utf-8"))
+        problems = check_checksums(root, descriptor)
+    except (OSError, ValueError) as exc:
+        raise BuildDirError([f"{settings.DESCRIPTOR}: cannot be read ({exc})"]) from None
+    except (AttributeError, KeyError, TypeError):
+        raise BuildDirError(
+            [f"{settings.DESCRIPTOR}: is not a package coop100 published; run `coop100 build`"]
+        ) from None
+    if problems:
+        raise BuildDirError(problems)
+
+
 @cli.command()
 @_root
 @click.option(
@@ -227,8 +249,7 @@ def validate(root: Path, format_: str) -> None:
     try:
         if (root / settings.PUBLISH_JOURNAL).exists():
             with build_lock(root):
-                finished = finish_interrupted_publish(root)
-            _say(f"finished an interrupted build: moved {len(finished)} files into place")
+                _finish_publish(root)
     except BuildDirError as exc:
         problems += exc.problems
     try:
@@ -294,7 +315,9 @@ def serve(root: Path, host: str, port: int, rebuild: bool) -> None:
     missing or older than the package, zips the package, writes the site's
     metadata and row counts under build/site/, then runs Datasette in
     immutable mode with the hardening plugin. Needs only the published
-    package, not records/.
+    package, not records/. Finishes a build that was killed while publishing
+    first, and refuses to serve a package whose files differ from the sizes
+    and sha256 in datapackage.json.
 
     Example:
 
@@ -305,7 +328,13 @@ def serve(root: Path, host: str, port: int, rebuild: bool) -> None:
     from .site.build import build_site, datasette_command  # only serving needs the site
 
     try:
-        site = build_site(root, rebuild=rebuild)
+        # Under the build lock, so no build swaps files between the check and the copy.
+        with build_lock(root):
+            _finish_publish(root)
+            _check_whole(root)
+            site = build_site(root, rebuild=rebuild)
+    except BuildDirError as exc:
+        _fail(exc.problems, "nothing was served")
     except DatabaseError as exc:
         _fail([str(exc)], "the package could not be loaded into SQLite")
     command = datasette_command(site, host, port)

@@ -12,6 +12,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
@@ -175,20 +176,24 @@ def build_package(
     with build_lock(root):
         prepare_build_dir(root)
         staging = Path(tempfile.mkdtemp(prefix=settings.STAGING_PREFIX, dir=root / "build"))
-        try:
-            write_package_files(tables, staging, sources, releases)
-            del tables, read  # the check reads the files back: hold one copy, not two
-            checkpoint("staged")
-            if check is not None:
-                problems = check(staging)
-                if problems:
-                    raise PackageError(problems)
-            checkpoint("checked")
-            paths = published_files(staging)
-            publish(staging, root, paths)
-            return paths
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+        # The journal records what is published now; hash it on a second thread
+        # while the new package is written and checked (hashlib lets go of the GIL).
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            old = pool.submit(published_digests, root)
+            try:
+                write_package_files(tables, staging, sources, releases)
+                del tables, read  # the check reads the files back: hold one copy, not two
+                checkpoint("staged")
+                if check is not None:
+                    problems = check(staging)
+                    if problems:
+                        raise PackageError(problems)
+                checkpoint("checked")
+                paths = published_files(staging)
+                publish(staging, root, paths, old.result())
+                return paths
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
 
 
 # -- publishing: all files or none ----------------------------------------------------
@@ -196,13 +201,18 @@ def build_package(
 # The published files live in three folders, so no single rename can swap them
 # all. Instead a journal is the commit point: every file is staged and fsynced
 # under build/.tmp-*, then build/.coop100-publish.json is written atomically,
-# naming the staging folder and the files. Before the journal exists a kill
+# naming the staging folder and, for every file, the size and sha256 of what was
+# published before and of what is staged. Before the journal exists a kill
 # leaves the published files untouched (the staging folder is swept by the next
 # build). Once it exists the new package is decided: the swap renames each file
-# into place, and if it is killed half-way the next `coop100 build` or
-# `coop100 validate` finishes it from the journal (roll forward) before doing
-# anything else. Renames are idempotent, so a kill during the roll forward is
-# finished by the one after.
+# into place, and if it is killed half-way the next `coop100 build`, `coop100
+# validate` or `coop100 serve` finishes it from the journal (roll forward) before
+# doing anything else. Renames are idempotent, so a kill during the roll forward
+# is finished by the one after. The roll forward first checks every file is one
+# the journal knows: a file already moved must hold the new bytes, one still
+# staged the old or the new. Anything else (say `git checkout -- .` restored the
+# old files after the kill) was written by someone else: renaming the rest over
+# it would leave a mix, so it refuses and names the files.
 
 
 class BuildDirError(Exception):
@@ -287,13 +297,48 @@ def _swap(root: Path, staging: Path, paths: list[str]) -> None:
         _fsync(folder)
 
 
-def publish(staging: Path, root: Path, paths: list[str]) -> None:
-    """Move the staged files into place as one step (see the comment above)."""
+Digest = tuple[int, str]  # size in bytes, sha256
+
+
+def _digest(path: Path) -> Digest | None:
+    return file_digest(path) if path.is_file() else None
+
+
+def _staged_digests(staging: Path, paths: list[str]) -> dict[str, Digest]:
+    """Size and sha256 of every staged file; the data files' are in the staged descriptor."""
+    found: dict[str, Digest] = {}
+    staged = json.loads((staging / settings.DESCRIPTOR).read_text(encoding="utf-8"))
+    for resource in staged["resources"]:
+        size = resource.get("bytes", resource.get("coop100:bytes"))
+        sha256 = resource.get("hash", resource.get("coop100:hash"))
+        found[resource["path"]] = (size, sha256.removeprefix("sha256:"))
+    return {rel: found.get(rel) or file_digest(staging / rel) for rel in paths}
+
+
+def published_digests(root: Path) -> dict[str, Digest | None]:
+    """Size and sha256 of every published file under root (None for one that is missing)."""
+    return {rel: _digest(root / rel) for rel in published_files(root)}
+
+
+def publish(
+    staging: Path, root: Path, paths: list[str], old: dict[str, Digest | None] | None = None
+) -> None:
+    """Move the staged files into place as one step (see the comment above).
+
+    old holds published_digests(root) if the caller has them already.
+    """
     for rel in paths:
         _fsync(staging / rel)
+    new = _staged_digests(staging, paths)
+    if old is None:
+        old = published_digests(root)
+    entry = {
+        "staging": staging.name,
+        "files": [{"path": rel, "old": old.get(rel), "new": new[rel]} for rel in paths],
+    }
     journal = root / settings.PUBLISH_JOURNAL
     pending = journal.with_name(journal.name + ".tmp")
-    pending.write_bytes(_json_bytes({"staging": staging.name, "files": paths}))
+    pending.write_bytes(_json_bytes(entry))
     _fsync(pending)
     os.replace(pending, journal)
     _fsync(journal.parent)
@@ -305,42 +350,101 @@ def publish(staging: Path, root: Path, paths: list[str]) -> None:
     checkpoint("published")
 
 
+def _read_journal(root: Path) -> tuple[str, list[dict[str, Any]]]:
+    journal = root / settings.PUBLISH_JOURNAL
+    retry = "delete it and run `coop100 build`"
+    try:
+        entry = json.loads(journal.read_text(encoding="utf-8"))
+        staging_name, files = entry["staging"], entry["files"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise BuildDirError(
+            [
+                f"{settings.PUBLISH_JOURNAL}: cannot be read ({exc}); restore the published "
+                f"files with git, {retry}"
+            ]
+        ) from None
+    known = set(published_files(root))
+    if isinstance(files, list) and any(isinstance(f, str) for f in files):
+        raise BuildDirError(
+            [
+                f"{settings.PUBLISH_JOURNAL}: was written by an older coop100 and holds no "
+                f"checksums to finish with; restore the published files with git, {retry}"
+            ]
+        )
+    if (
+        not isinstance(staging_name, str)
+        or not staging_name.startswith(settings.STAGING_PREFIX)
+        or "/" in staging_name
+        or not isinstance(files, list)
+        or not all(isinstance(f, dict) and f.get("path") in known for f in files)
+    ):
+        raise BuildDirError(
+            [
+                f"{settings.PUBLISH_JOURNAL}: names files no build writes; restore the "
+                f"published files with git, {retry}"
+            ]
+        )
+    return staging_name, files
+
+
+def _as_digest(value: Any) -> Digest | None:
+    return (value[0], value[1]) if isinstance(value, list) and len(value) == 2 else None
+
+
+def _foreign_changes(root: Path, staging: Path, files: list[dict[str, Any]]) -> list[str]:
+    """Files the roll forward would leave mixed or overwrite: neither old nor new as journaled."""
+    problems = []
+    for entry in files:
+        rel = entry["path"]
+        old, new = _as_digest(entry.get("old")), _as_digest(entry.get("new"))
+        now = _digest(root / rel)
+        if (staging / rel).exists():
+            if new is None or _digest(staging / rel) != new:
+                problems.append(
+                    f"{(staging / rel).relative_to(root)}: is not what the interrupted build staged"
+                )
+            elif now not in (old, new):
+                problems.append(
+                    f"{rel}: changed since the build was interrupted (neither the file it "
+                    "replaces nor the one it publishes)"
+                )
+        elif new is None or now != new:
+            problems.append(
+                f"{rel}: is not the file the interrupted build published, and no "
+                "staged copy is left to finish with"
+            )
+    return problems
+
+
 def finish_interrupted_publish(root: Path) -> list[str]:
     """Roll forward a publish that was killed after its commit point.
 
     Returns:
         The files the journal names, or [] when no publish was interrupted.
+    Raises:
+        BuildDirError: the journal cannot be read, or a file it names holds bytes it
+            did not journal: rolling forward would leave a mixed package.
     """
     journal = root / settings.PUBLISH_JOURNAL
     if not journal.exists():
         return []
-    try:
-        entry = json.loads(journal.read_text(encoding="utf-8"))
-        staging_name, paths = entry["staging"], entry["files"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    staging_name, files = _read_journal(root)
+    staging = root / "build" / staging_name
+    problems = _foreign_changes(root, staging, files)
+    if problems:
         raise BuildDirError(
             [
-                f"{settings.PUBLISH_JOURNAL}: cannot be read ({exc}); restore the published "
-                "files with git, delete it and run `coop100 build`"
-            ]
-        ) from None
-    known = set(published_files(root))
-    if (
-        not isinstance(staging_name, str)
-        or not staging_name.startswith(settings.STAGING_PREFIX)
-        or "/" in staging_name
-        or not isinstance(paths, list)
-        or not set(paths) <= known
-    ):
-        raise BuildDirError(
-            [
-                f"{settings.PUBLISH_JOURNAL}: names files no build writes; restore the "
-                "published files with git, delete it and run `coop100 build`"
+                *problems,
+                f"{settings.PUBLISH_JOURNAL}: a build was interrupted while publishing, and "
+                "finishing it now would mix its files with the ones above; nothing was "
+                f"changed. Delete {settings.PUBLISH_JOURNAL} and run `coop100 build` to "
+                "publish what records/ builds",
             ]
         )
-    _swap(root, root / "build" / staging_name, paths)
+    paths = [entry["path"] for entry in files]
+    _swap(root, staging, paths)
     journal.unlink()
-    shutil.rmtree(root / "build" / staging_name, ignore_errors=True)
+    shutil.rmtree(staging, ignore_errors=True)
     return paths
 
 

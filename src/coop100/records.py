@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections import defaultdict
 from collections.abc import Iterable
@@ -12,6 +13,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from . import inputs
 from .models import (
     MODEL_BY_TABLE,
     MODELS,
@@ -138,6 +140,9 @@ for _tag, (_pattern, _firsts) in _CORE_SCHEMA.items():
 
 def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> _Mapping:
     loader.flatten_mapping(node)
+    problem = inputs.too_many_keys(len(node.value))
+    if problem:
+        raise yaml.constructor.ConstructorError(None, None, problem, node.start_mark)
     result = _Mapping()
     result.line, result.column = node.start_mark.line + 1, node.start_mark.column + 1
     result.key_marks = {}
@@ -164,6 +169,25 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = Fal
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
+def _construct_int(loader: _Loader, node: yaml.ScalarNode) -> int:
+    try:
+        return inputs.whole_number(loader.construct_scalar(node))
+    except ValueError as exc:
+        raise yaml.constructor.ConstructorError(None, None, str(exc), node.start_mark) from None
+
+
+def _construct_str(loader: _Loader, node: yaml.ScalarNode) -> str:
+    text = loader.construct_scalar(node)
+    problem = inputs.surrogate_problem(text)
+    if problem:
+        raise yaml.constructor.ConstructorError(None, None, problem, node.start_mark)
+    return text
+
+
+_Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
+_Loader.add_constructor("tag:yaml.org,2002:str", _construct_str)
+
+
 class _FastLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
     """_Loader's rules on libyaml's C parser: the same values, several times faster.
 
@@ -178,18 +202,16 @@ _FastLoader.yaml_constructors = _Loader.yaml_constructors
 
 def _read_yaml(path: Path, shown: str) -> tuple[Any, list[Problem]]:
     try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        return None, [Problem(shown, message=f"cannot be read: {exc.strerror or exc}")]
-    if raw.startswith(b"\xef\xbb\xbf"):
-        return None, [
-            Problem(shown, 1, 1, message="starts with a byte-order mark; save as UTF-8 without BOM")
-        ]
+        raw = inputs.read_capped(path, inputs.YAML_MAX_BYTES, "a records file")
+    except inputs.InputProblem as exc:
+        return None, [Problem(shown, message=exc.message)]
+    if raw.startswith(inputs.BOM):
+        return None, [Problem(shown, 1, 1, message=inputs.HAS_BOM)]
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
-        return None, [Problem(shown, line, 1, message="is not UTF-8 text; save it as UTF-8")]
+        return None, [Problem(shown, line, 1, message=inputs.NOT_UTF8)]
     for number, line_text in enumerate(text.splitlines(), start=1):
         if "\t" in line_text:
             column = line_text.index("\t") + 1
@@ -198,6 +220,10 @@ def _read_yaml(path: Path, shown: str) -> tuple[Any, list[Problem]]:
         not ln.strip() or ln.lstrip().startswith("#") for ln in text.splitlines()
     ):
         return None, [Problem(shown, 1, 1, message="is empty; give at least one table of records")]
+    try:
+        inputs.check_yaml_structure(text, _FastLoader)
+    except inputs.InputProblem as exc:
+        return None, [Problem(shown, exc.line, exc.column, message=exc.message)]
     try:
         return yaml.load(text, Loader=_FastLoader), []  # noqa: S506 - a SafeLoader
     except yaml.YAMLError:
@@ -290,7 +316,7 @@ def load_records(records_dir: Path, cross_check: bool = True) -> Records:
     base = records_dir.parent
     present = sorted(records_dir.glob("*.yaml")) + sorted(records_dir.glob("*.yml"))
     for name in RECORD_FILES:
-        if not (records_dir / name).is_file():
+        if not os.path.lexists(records_dir / name):  # one that is not a file: see _read_yaml
             problems.append(Problem(_show(records_dir / name, base), message="is missing"))
             unread.update(RECORD_FILES[name])
     for path in present:

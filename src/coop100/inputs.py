@@ -1,0 +1,320 @@
+"""Open records files so that no input can hang, exhaust or crash the build.
+
+The readers (records.py for YAML, bulk.py for JSON Lines) call these before
+parsing: a records file must be a regular file of bounded size, and a YAML file
+may use no anchors, aliases or tags and nest only a few levels deep. Each check
+raises InputProblem, which the reader turns into a `file:line:column` message.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+# A hand-edited records file is a few kilobytes (the largest today is 6 KB; 256 KiB
+# holds some 800 statements). A broken file is read again by PyYAML's pure-Python
+# loader to explain it: 1 MiB with a mistake on its last line took 12.6 s on the
+# loaded 2-core development machine, so the cap keeps that to a few seconds. Big
+# archives come as JSON Lines.
+YAML_MAX_BYTES = 256 << 10
+# A bulk file is read whole by pyarrow: memory grows with it. The statements file
+# of the 1M-statement benchmark archive is 409 MB; 1 GiB leaves room for 2.5 times
+# that and bounds what one file can cost.
+JSONL_MAX_BYTES = 1 << 30
+# Records nest three deep (the file's mapping, a table's list, a record). Deeper
+# values are reported by the model ("must be text"); past this depth the file is
+# refused before PyYAML's recursive composer meets it.
+YAML_MAX_DEPTH = 10
+# A record has at most 20 fields. The model reports each unknown one with a
+# suggestion (~0.2 ms each): a million keys on one line took almost four minutes
+# and 1.7 GB, so a mapping with more keys than this is refused before that.
+MAX_KEYS = 100
+# The published integer columns are Int64 (tables.py): a whole number beyond
+# these bounds cannot be published, and Python refuses to parse 4,300+ digits.
+INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
+# JSON Lines files are scanned this many bytes at a time.
+READ_BLOCK = 16 << 20
+
+_KINDS = {
+    stat.S_IFDIR: "a folder",
+    stat.S_IFIFO: "a named pipe (FIFO)",
+    stat.S_IFCHR: "a device",
+    stat.S_IFBLK: "a device",
+    stat.S_IFSOCK: "a socket",
+}
+_SURROGATE = re.compile("[\ud800-\udfff]")
+# Both formats must be UTF-8 without a byte-order mark.
+BOM = b"\xef\xbb\xbf"
+HAS_BOM = "starts with a byte-order mark; save as UTF-8 without BOM"
+NOT_UTF8 = "is not UTF-8 text; save it as UTF-8"
+
+
+class InputProblem(Exception):
+    """A records file cannot be read as it stands; line and column are 1-based, 0 if unknown."""
+
+    def __init__(self, message: str, line: int = 0, column: int = 0) -> None:
+        super().__init__(message)
+        self.message, self.line, self.column = message, line, column
+
+
+def _size_text(size: int) -> str:
+    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if size >= 1 << shift:
+            return f"{size >> shift} {unit}"
+    return f"{size:,} bytes"
+
+
+def _open(path: Path) -> int:
+    """Open path for reading without blocking (a FIFO would wait for a writer)."""
+    try:
+        return os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno == errno.ENOENT and path.is_symlink():
+            message = (
+                f"is a symbolic link to {os.readlink(path)}, which does not exist; "
+                "replace it with the file"
+            )
+        elif exc.errno == errno.ELOOP:
+            message = "is a symbolic link that loops back on itself; replace it with the file"
+        elif exc.errno == errno.ENXIO:
+            message = "is a socket, not a file; replace it with the records file"
+        elif exc.errno == errno.EACCES:
+            message = "cannot be read: permission denied; make it readable (chmod a+r)"
+        else:
+            message = f"cannot be read: {exc.strerror or exc}"
+        raise InputProblem(message) from None
+
+
+def _check_opened(fd: int, limit: int, what: str) -> int:
+    info = os.fstat(fd)
+    kind = stat.S_IFMT(info.st_mode)
+    if kind != stat.S_IFREG:
+        raise InputProblem(
+            f"is {_KINDS.get(kind, 'not a regular file')}, not a file; "
+            "records must be plain files: replace it with the file itself"
+        )
+    if info.st_size > limit:
+        raise InputProblem(too_big(info.st_size, limit, what))
+    return info.st_size
+
+
+def too_big(size: int, limit: int, what: str) -> str:
+    """The message for a file past its size cap."""
+    return f"is {size:,} bytes; {what} may hold at most {_size_text(limit)}" + (
+        " (move big tables to records/bulk/<table>.jsonl)" if limit == YAML_MAX_BYTES else ""
+    )
+
+
+def read_capped(path: Path, limit: int, what: str) -> bytes:
+    """The bytes of a regular file of at most limit bytes.
+
+    Raises:
+        InputProblem: the path is no regular file, cannot be read, or is too big.
+    """
+    fd = _open(path)
+    try:
+        _check_opened(fd, limit, what)
+        chunks, total = [], 0
+        while chunk := os.read(fd, min(1 << 20, limit + 1 - total)):
+            chunks.append(chunk)
+            total += len(chunk)
+            if total > limit:  # it grew since fstat
+                raise InputProblem(too_big(total, limit, what))
+        return b"".join(chunks)
+    except OSError as exc:
+        raise InputProblem(f"cannot be read: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+
+
+def check_file(path: Path, limit: int, what: str) -> int:
+    """The size of a regular file of at most limit bytes, for readers that open it by path.
+
+    Raises:
+        InputProblem: the path is no regular file, cannot be read, or is too big.
+    """
+    fd = _open(path)
+    try:
+        return _check_opened(fd, limit, what)
+    finally:
+        os.close(fd)
+
+
+# -- JSON Lines -------------------------------------------------------------------
+
+
+def line_pieces(path: Path, max_line: int) -> Iterator[bytes]:
+    """The file in pieces of about 16 MiB that end at a line break (the last may not).
+
+    Raises:
+        InputProblem: a line is longer than max_line bytes.
+    """
+    lines, carry = 0, b""
+    with path.open("rb") as handle:
+        while block := handle.read(READ_BLOCK):
+            end = block.find(b"\n")
+            if len(carry) + (len(block) if end < 0 else end) > max_line:
+                raise InputProblem(_too_long(max_line), lines + 1, 1)
+            data = carry + block
+            cut = data.rfind(b"\n") + 1
+            piece, carry = data[:cut], data[cut:]
+            lines += piece.count(b"\n")
+            if piece:
+                yield piece
+    if carry:
+        yield carry
+
+
+def scan_jsonl(path: Path, max_line: int) -> int:
+    """Count the lines of a JSON Lines file, checking it is UTF-8 with no line past max_line.
+
+    pyarrow's JSON reader neither checks UTF-8 (it publishes broken bytes as text)
+    nor reads a line longer than its block. This runs on every good file, so it
+    copies only the line that spans two blocks (at 1M statements the checks cost
+    ~0.3 s over the 409 MB statements file, on top of counting its lines).
+
+    Raises:
+        InputProblem: the file is empty, starts with a byte-order mark, is not
+            UTF-8, or holds a line longer than max_line bytes.
+    """
+    import pyarrow as pa  # the YAML-only path never needs it
+
+    lines, tail, last = 0, b"", b""
+    with path.open("rb") as handle:
+        while block := handle.read(READ_BLOCK):
+            if not last and block.startswith(BOM):
+                raise InputProblem(HAS_BOM, 1, 1)
+            last = block[-1:]
+            first = block.find(b"\n")
+            if first < 0:  # the whole block lies inside one line
+                tail += block
+                if len(tail) > max_line:
+                    raise InputProblem(_too_long(max_line), lines + 1, 1)
+                continue
+            spanning = tail + block[: first + 1]
+            if len(spanning) > max_line + 1:
+                raise InputProblem(_too_long(max_line), lines + 1, 1)
+            _check_utf8(spanning, lines, pa)
+            end = block.rfind(b"\n") + 1
+            _check_utf8(memoryview(block)[first + 1 : end], lines + 1, pa)
+            lines += block.count(b"\n")
+            tail = block[end:]
+    _check_utf8(tail, lines, pa)
+    if not last:
+        raise InputProblem("is empty; give one JSON object per line, or remove the file", 1, 1)
+    return lines + (0 if last == b"\n" else 1)
+
+
+def _too_long(max_line: int) -> str:
+    return (
+        f"is a line longer than {_size_text(max_line)}; give one JSON object per line "
+        "(a record is far shorter)"
+    )
+
+
+def _check_utf8(chunk: bytes | memoryview, lines_before: int, pa: Any) -> None:
+    # Casting binary to text makes Arrow check the UTF-8 in C++ without a copy;
+    # decode only to find where a broken file breaks.
+    offsets = pa.py_buffer((0).to_bytes(8, "little") + len(chunk).to_bytes(8, "little"))
+    binary = pa.Array.from_buffers(pa.large_binary(), 1, [None, offsets, pa.py_buffer(chunk)])
+    try:
+        binary.cast(pa.large_string())
+        return
+    except pa.ArrowInvalid:
+        pass
+    data = bytes(chunk)
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = lines_before + data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - data.rfind(b"\n", 0, exc.start)
+        raise InputProblem(NOT_UTF8, line, column) from None
+
+
+# -- YAML -------------------------------------------------------------------------
+
+_NO_ANCHORS = "records use no YAML anchors or aliases: write the value out in full where it is used"
+
+
+def check_yaml_structure(text: str, loader: type[Any]) -> None:
+    """Refuse anchors, aliases, tags and deep nesting, streaming the parser's events.
+
+    Anchors and aliases have no use in hand-edited records (each record should read
+    on its own, and a diff should show every changed value), and an alias bomb
+    expands a few hundred bytes into gigabytes: refusing them outright needs no
+    budget to tune. A syntax error is left to the loader, which explains it; but
+    first the pure-Python parser (a state machine, never recursive) reads the text
+    again, since libyaml stops at its own nesting limit before telling us where.
+
+    Raises:
+        InputProblem: at the first anchor, alias, tag or level past YAML_MAX_DEPTH.
+    """
+    try:
+        _check_events(text, loader)
+    except yaml.YAMLError:
+        if loader is not yaml.SafeLoader:
+            check_yaml_structure(text, yaml.SafeLoader)
+
+
+def _check_events(text: str, loader: type[Any]) -> None:
+    depth = 0
+    event: Any
+    for event in yaml.parse(text, Loader=loader):
+        where = (event.start_mark.line + 1, event.start_mark.column + 1)
+        if isinstance(event, yaml.AliasEvent):
+            raise InputProblem(f"uses the alias *{event.anchor}; {_NO_ANCHORS}", *where)
+        if getattr(event, "anchor", None):
+            raise InputProblem(f"uses the anchor &{event.anchor}; {_NO_ANCHORS}", *where)
+        if getattr(event, "tag", None):
+            tag = str(event.tag).replace("tag:yaml.org,2002:", "!!")
+            raise InputProblem(f"uses the YAML tag {tag}; records use no tags: remove it", *where)
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > YAML_MAX_DEPTH:
+                raise InputProblem(
+                    f"nests more than {YAML_MAX_DEPTH} levels deep; give each field a plain value",
+                    *where,
+                )
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+
+
+def too_many_keys(count: int) -> str | None:
+    """Why a mapping (a YAML mapping or a JSON object) with count keys is refused."""
+    if count <= MAX_KEYS:
+        return None
+    return f"holds {count:,} keys; a record has at most {MAX_KEYS} (and far fewer fields)"
+
+
+def whole_number(text: str) -> int:
+    """A whole number written in decimal, if the published Int64 columns can hold it.
+
+    Raises:
+        ValueError: it is out of range; the message says so.
+    """
+    digits = text.lstrip("+-")
+    # Checked on the digits first: Python refuses to convert 4,300 or more.
+    if len(digits) <= 19 and INT64_MIN <= int(text) <= INT64_MAX:
+        return int(text)
+    shown = text if len(text) <= 24 else f"{text[:12]}… ({len(digits):,} digits)"
+    raise ValueError(
+        f"the number {shown} is out of range: whole numbers lie between {INT64_MIN} and {INT64_MAX}"
+    )
+
+
+def surrogate_problem(text: str) -> str | None:
+    """Why text holding half of a UTF-16 surrogate pair (from an escape like \\uD800) is refused."""
+    found = None if text.isascii() else _SURROGATE.search(text)
+    if found is None:
+        return None
+    return (
+        f"holds the escape \\u{ord(found.group()):04X}, half of a surrogate pair and no "
+        "character; write the character itself"
+    )
