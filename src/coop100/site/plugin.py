@@ -25,6 +25,7 @@ from markupsafe import Markup, escape
 # Only the light settings module: coop100.database imports sqlite_utils, which
 # imports pandas when installed, some 70 MB in every served process.
 from coop100.site import settings
+from coop100.site.arguments import read_arguments  # noqa: F401  (registers its asgi_wrapper)
 from coop100.site.downloads import serve_downloads  # noqa: F401  (registers its asgi_wrapper)
 from coop100.site.precounted import PrecountedColumnFacet
 
