@@ -377,5 +377,8 @@ def test_replicas_load_runs_on_a_tiny_archive(tmp_path: Path) -> None:
         assert page["status"] == 200 and page["requests"] > 0
         assert page["replica_cpu_ms"] >= 0 and setup["mix req/s"] > 0
     warm = results["setups"]["two replicas, nginx cache warm"]["table page with facets"]
-    assert warm["replica_cpu_ms"] == 0  # every request answered from nginx's cache
+    direct = results["setups"]["one replica, direct"]["table page with facets"]
+    # Answered from nginx's cache: the replicas only tick over (a clock tick over
+    # thousands of requests), against milliseconds a page uncached.
+    assert warm["replica_cpu_ms"] < direct["replica_cpu_ms"] / 10
     assert "| **every page equally often** |" in (tmp_path / "replicas.md").read_text()
