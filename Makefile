@@ -45,6 +45,15 @@ validate: $(STAMP) ## Validate the published package (frictionless + cross-forma
 serve: $(STAMP) ## Build the SQLite database from the package and serve it on http://127.0.0.1:8001
 	$(BIN)/coop100 serve
 
+serve-replicas: $(STAMP) ## Serve two replicas behind a caching nginx on http://127.0.0.1:8000 (installs nginx via apt)
+	command -v nginx >/dev/null || test -x /usr/sbin/nginx || (apt-get update -qq && apt-get install -y -qq nginx)
+	$(BIN)/python -m coop100.site.replicas --replicas 2 --port 8000
+
+bench-replicas: $(STAMP) ## Throughput of one replica, two, and the warm nginx cache at 1M statements (benchmarks/results/)
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	command -v nginx >/dev/null || test -x /usr/sbin/nginx || (apt-get update -qq && apt-get install -y -qq nginx)
+	$(BIN)/python benchmarks/replicas_load.py --statements 1000000 --out benchmarks/results
+
 bench-serve: $(STAMP) ## Load-check the served site with wrk: req/s, p50, p95, p99 (installs wrk via apt)
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python benchmarks/serve_load.py
@@ -77,4 +86,4 @@ upgrade: ## Re-resolve the newest allowed dependencies and rewrite constraints.t
 	echo "hatchling==1.33.0" >> constraints.txt
 	rm -rf .venv-upgrade
 
-.PHONY: help install lint format typecheck build validate serve bench-serve bench-errors bench-diff test bench upgrade bad-records data-diff
+.PHONY: help install lint format typecheck build validate serve serve-replicas bench-replicas bench-serve bench-errors bench-diff test bench upgrade bad-records data-diff

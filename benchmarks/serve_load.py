@@ -201,14 +201,18 @@ def measure(root: Path, paths: dict[str, str], args: argparse.Namespace) -> dict
     return results
 
 
-def _wrk(url: str, lua: str, args: argparse.Namespace) -> dict[str, Any]:
+def _wrk(
+    url: str, lua: str, args: argparse.Namespace, headers: tuple[str, ...] = ()
+) -> dict[str, Any]:
     out = subprocess.run(
-        wrk_command(url, lua, args), check=True, capture_output=True, text=True
+        wrk_command(url, lua, args, headers), check=True, capture_output=True, text=True
     ).stdout
     return wrk_summary(out)
 
 
-def wrk_command(url: str, lua: str, args: argparse.Namespace) -> list[str]:
+def wrk_command(
+    url: str, lua: str, args: argparse.Namespace, headers: tuple[str, ...] = ()
+) -> list[str]:
     """Return the wrk command line that loads url with args' threads, connections, seconds."""
     return [
         args.wrk,
@@ -219,6 +223,7 @@ def wrk_command(url: str, lua: str, args: argparse.Namespace) -> list[str]:
         "30s",
         "-s",
         lua,
+        *[arg for header in headers for arg in ("-H", header)],
         url,
     ]
 
@@ -314,19 +319,38 @@ def _flag(entry: dict[str, Any]) -> str:
     return f" (HTTP {entry['status']})" if entry.get("status", 200) != 200 else ""
 
 
+def add_wrk_arguments(parser: argparse.ArgumentParser, connections: int, threads: int) -> None:
+    """The options of a wrk run: how long a page, over how many connections and threads."""
+    parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--connections", type=int, default=connections)
+    parser.add_argument("--threads", type=int, default=threads)
+
+
+def find_wrk(target: str) -> str:
+    """wrk's path, or exit naming the make target that installs it."""
+    found = shutil.which("wrk")
+    if found is None:
+        sys.exit(f"wrk is missing: apt-get install wrk (make {target} does it)")
+    return found
+
+
+def write_results(out: Path | None, name: str, results: dict[str, Any], text: str) -> None:
+    """Write <name>.json and the Markdown <name>.md into out, if given."""
+    if out:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
+        (out / f"{name}.md").write_text(text)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", type=Path, default=ROOT, help="a built project folder")
     parser.add_argument("--baseline", action="store_true", help="also serve it unindexed")
-    parser.add_argument("--seconds", type=int, default=5)
-    parser.add_argument("--connections", type=int, default=1)
-    parser.add_argument("--threads", type=int, default=1)
+    add_wrk_arguments(parser, connections=1, threads=1)
     parser.add_argument("--out", type=Path, help="write serve.json and serve.md here")
     parser.add_argument("--match", default="", help="load only the pages whose name has this")
     args = parser.parse_args()
-    args.wrk = shutil.which("wrk")
-    if args.wrk is None:
-        sys.exit("wrk is missing: apt-get install wrk (make bench-serve does it)")
+    args.wrk = find_wrk("bench-serve")
     root = args.root.resolve()
     db_path = root / "build" / "coop100.db"
     if not db_path.exists():
@@ -351,10 +375,7 @@ def main() -> None:
             base_pages = pages(stripped, baseline=True)
             base_pages = {k: v for k, v in base_pages.items() if args.match in k}
             results["baseline"] = measure(Path(tmp), base_pages, args)
-    if args.out:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "serve.json").write_text(json.dumps(results, indent=2) + "\n")
-        (args.out / "serve.md").write_text(markdown(results))
+    write_results(args.out, "serve", results, markdown(results))
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import hashlib
 import os
@@ -96,14 +97,13 @@ def free_port() -> int:
         return port
 
 
-@pytest.fixture(scope="session")
-def served(site: Site, site_root: Path) -> Iterator[tuple[str, int]]:
-    """`coop100 serve` running on a free loopback port: (base URL, server pid)."""
+@contextlib.contextmanager
+def serving(root: Path, log_path: Path) -> Iterator[tuple[str, int]]:
+    """Run `coop100 serve` for root on a free loopback port: (base URL, server pid)."""
     port = free_port()
-    log_path = site_root / "build" / "serve.log"
     log = log_path.open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "coop100", "serve", "--root", str(site_root), "--port", str(port)],
+        [sys.executable, "-m", "coop100", "serve", "--root", str(root), "--port", str(port)],
         stdout=log,
         stderr=subprocess.STDOUT,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -120,7 +120,16 @@ def served(site: Site, site_root: Path) -> Iterator[tuple[str, int]]:
                 output = log_path.read_text(errors="replace")
                 pytest.fail(f"coop100 serve did not start:\n{output}")
             time.sleep(0.2)
-    yield base, process.pid
-    process.terminate()
-    process.wait(timeout=10)
-    log.close()
+    try:
+        yield base, process.pid
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def served(site: Site, site_root: Path) -> Iterator[tuple[str, int]]:
+    """`coop100 serve` running on a free loopback port: (base URL, server pid)."""
+    with serving(site_root, site_root / "build" / "serve.log") as server:
+        yield server

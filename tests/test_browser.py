@@ -111,3 +111,34 @@ def test_canned_query_runs(page, package_rows):
     assert rows.count() == len(package_rows["participations"])
     assert "Simel Esim" in rows.first.inner_text()
     _shot(page, "canned-query")
+
+
+def test_a_page_on_another_origin_reads_ranges_and_json(browser, served, site_root):
+    """What a browser notebook does: a cross-origin ranged fetch (with its preflight)."""
+    base, _ = served
+    other = base.replace("127.0.0.1", "localhost")  # another origin, same server
+    context = browser.new_context()
+    opened = context.new_page()
+    opened.goto(f"{other}/-/versions")
+    got = opened.evaluate(
+        """async (base) => {
+            const file = await fetch(base + "/data/build/parquet/people.parquet",
+                                     {headers: {Range: "bytes=-4"}});
+            const rows = await fetch(base + "/coop100/people.json?_shape=array");
+            return {
+                status: file.status,
+                range: file.headers.get("Content-Range"),
+                etag: file.headers.get("ETag"),
+                tail: new TextDecoder().decode(await file.arrayBuffer()),
+                people: (await rows.json()).length,
+            };
+        }""",
+        base,
+    )
+    context.close()
+    size = (site_root / "build/parquet/people.parquet").stat().st_size
+    assert got["status"] == 206
+    assert got["range"] == f"bytes {size - 4}-{size - 1}/{size}"
+    assert got["etag"].startswith('"')
+    assert got["tail"] == "PAR1"
+    assert got["people"] > 0

@@ -7,6 +7,7 @@ import sqlite3
 import zipfile
 from pathlib import Path
 
+import frictionless
 import pytest
 import sqlite_utils
 
@@ -175,12 +176,18 @@ def test_the_zip_holds_the_whole_package_with_fixed_bytes(site_root, tmp_path):
     first = write_zip(site_root / DESCRIPTOR, tmp_path / "a.zip")
     second = write_zip(site_root / DESCRIPTOR, tmp_path / "b.zip")
     assert first.read_bytes() == second.read_bytes()
+    folder = "ilo-coop-100-" + read_descriptor(site_root / DESCRIPTOR)["version"]
     with zipfile.ZipFile(first) as archive:
         names = archive.namelist()
-        assert names == sorted(package_files(site_root / DESCRIPTOR))
+        assert names == [f"{folder}/{n}" for n in sorted(package_files(site_root / DESCRIPTOR))]
         assert {info.date_time for info in archive.infolist()} == {(1980, 1, 1, 0, 0, 0)}
         for name in names:
-            assert archive.read(name) == (site_root / name).read_bytes(), name
+            assert archive.read(name) == (site_root / name.removeprefix(f"{folder}/")).read_bytes()
+        archive.extractall(tmp_path / "unzipped")
+    # One folder, named after the package and its version, that validates as it is.
+    assert [p.name for p in (tmp_path / "unzipped").iterdir()] == [folder]
+    report = frictionless.validate(str(tmp_path / "unzipped" / folder / DESCRIPTOR))
+    assert report.valid, report.flatten(["title", "note"])[:5]
 
 
 def _break(root: Path, table: str, old: str, new: str) -> None:

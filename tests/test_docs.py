@@ -34,7 +34,14 @@ def test_readme_lists_every_make_target() -> None:
         assert f"`make {target}`" in README, target
 
 
-@pytest.mark.parametrize("snippet", _blocks("python"), ids=lambda s: s.split()[1])
+# Snippets that read the served site name it at its default address.
+SITE = "http://127.0.0.1:8001"
+READS_SITE = f"{SITE}/data/"
+
+
+@pytest.mark.parametrize(
+    "snippet", [b for b in _blocks("python") if SITE not in b], ids=lambda s: s.split()[1]
+)
 def test_python_snippets_run(snippet: str) -> None:
     namespace: dict[str, object] = {}
     cwd = os.getcwd()
@@ -44,6 +51,25 @@ def test_python_snippets_run(snippet: str) -> None:
     finally:
         os.chdir(cwd)
     assert len(namespace["statements"]) == 16  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("snippet", [b for b in _blocks("python") if SITE in b])
+def test_http_snippets_run_against_the_served_site(snippet: str, served: tuple[str, int]) -> None:
+    namespace: dict[str, object] = {}
+    exec(snippet.replace(SITE, served[0]), namespace)  # noqa: S102 - our own README
+    assert len(namespace["statements"]) == 16  # type: ignore[arg-type]
+
+
+def test_http_shell_snippets_run_against_the_served_site(served: tuple[str, int]) -> None:
+    (shell,) = [b for b in _blocks("sh") if READS_SITE in b]
+    bin_dir = os.path.dirname(sys.executable)
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    for line in shell.strip().splitlines():
+        result = subprocess.run(
+            line.replace(SITE, served[0]), shell=True, env=env, capture_output=True, check=False
+        )
+        assert result.returncode == 0, (line, result.stderr)
+    assert result.stdout == b"PAR1"  # the last four bytes of any Parquet file
 
 
 def test_duckdb_snippet_runs() -> None:
@@ -56,7 +82,7 @@ def test_duckdb_snippet_runs() -> None:
 
 
 def test_frictionless_snippet_runs() -> None:
-    (shell,) = [b for b in _blocks("sh") if "frictionless validate" in b]
+    (shell,) = [b for b in _blocks("sh") if "frictionless validate" in b and READS_SITE not in b]
     bin_dir = os.path.dirname(sys.executable)
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
     for line in shell.strip().splitlines():

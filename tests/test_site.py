@@ -17,6 +17,7 @@ import pytest
 
 from coop100.database import DESCRIPTOR, FTS_COLUMNS, VIEWS, csv_resources, read_descriptor
 from coop100.site import settings as site_settings
+from coop100.site.downloads import read_downloads
 from coop100.site.queries import CANNED_QUERIES
 from tests.site_fixtures import DATABASE, SiteClient
 
@@ -52,6 +53,11 @@ def test_landing_page_explains_and_links_every_download(client, site_root):
     assert "This is an open data package" in page
     links = set(re.findall(r'href="([^"]+)" download', page))
     expected = {"/data/datapackage.json", "/data/coop100.zip", f"/{DATABASE}.db"}
+    # The descriptor again, at the URL that names this version of every file.
+    version = read_downloads(
+        site_root / site_settings.SITE_DIR / site_settings.DOWNLOADS_MOUNT
+    ).version
+    expected.add(f"/data/v/{version}/datapackage.json")
     for resource in read_descriptor(site_root / DESCRIPTOR)["resources"]:
         expected.add(f"/data/{resource['path']}")
     assert links == expected

@@ -25,14 +25,24 @@ def package_files(package_path: Path) -> list[str]:
     return sorted(names)
 
 
+def zip_folder(package_path: Path) -> str:
+    """The one folder the zip unpacks into: the package's name and version."""
+    descriptor = json.loads(package_path.read_text(encoding="utf-8"))
+    return f"{descriptor['name']}-{descriptor['version']}"
+
+
 def write_zip(package_path: Path, zip_path: Path) -> Path:
-    """Write every file of the package at package_path into zip_path, byte-reproducibly."""
+    """Write every file of the package at package_path into zip_path, byte-reproducibly.
+
+    The files sit in one folder, `zip_folder`, so unzipping never scatters them.
+    """
     root = package_path.parent
+    folder = zip_folder(package_path)
     zip_path.parent.mkdir(parents=True, exist_ok=True)
     tmp_path = zip_path.with_name(f".tmp-{zip_path.name}")
     with zipfile.ZipFile(tmp_path, "w") as archive:
         for name in package_files(package_path):
-            info = zipfile.ZipInfo(name, date_time=_FIXED_TIME)
+            info = zipfile.ZipInfo(f"{folder}/{name}", date_time=_FIXED_TIME)
             info.compress_type = zipfile.ZIP_DEFLATED
             info.create_system = 3  # Unix, whatever the host
             info.external_attr = 0o644 << 16

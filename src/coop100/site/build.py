@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +14,7 @@ import sqlite_utils
 from coop100.archive import ZIP_NAME, package_files, write_zip
 from coop100.database import DB_NAME, DESCRIPTOR, read_descriptor, write_database
 from coop100.site import settings
+from coop100.site.downloads import Downloads, write_downloads
 from coop100.site.jsonld import package_jsonld
 from coop100.site.metadata import site_metadata
 
@@ -50,17 +50,13 @@ def build_site(root: Path, rebuild: bool = False) -> Site:
 
     site_dir = root / settings.SITE_DIR
     data_dir = site_dir / settings.DOWNLOADS_MOUNT
-    shutil.rmtree(data_dir, ignore_errors=True)
-    for path in [*sources, zip_path]:
-        target = data_dir / path.relative_to(root if path != zip_path else zip_path.parent)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, target)
+    served = write_downloads(data_dir, served_files(root))
 
     inspected = inspect_data(db_path)
     inspect_path = site_dir / "inspect.json"
     inspect_path.write_text(json.dumps(inspected, indent=2) + "\n")
     counts = {name: t["count"] for name, t in inspected[db_path.stem]["tables"].items()}
-    links = downloads(root)
+    links = downloads(root, served)
     metadata = site_metadata(package_path, links, counts)
     metadata["plugins"]["coop100"]["jsonld"] = package_jsonld(
         read_descriptor(package_path), links, db_path
@@ -70,11 +66,37 @@ def build_site(root: Path, rebuild: bool = False) -> Site:
     return Site(db_path, metadata_path, inspect_path, data_dir)
 
 
-def downloads(root: Path) -> dict[str, Any]:
+def served_files(root: Path) -> dict[str, tuple[Path, str, str]]:
+    """Return what the site serves: path under /data/ -> (file, stable URL, media type).
+
+    The package's files, its zip and the SQLite database (whose stable URL is
+    Datasette's own). A data file's media type is the one its resource declares.
+    """
+    mount = f"/{settings.DOWNLOADS_MOUNT}"
+    descriptor = read_descriptor(root / DESCRIPTOR)
+    declared = {
+        r["path"]: r["mediatype"] + (f"; charset={r['encoding']}" if "encoding" in r else "")
+        for r in descriptor["resources"]
+        if "mediatype" in r
+    }
+    files = {
+        name: (root / name, f"{mount}/{name}", declared.get(name, ""))
+        for name in package_files(root / DESCRIPTOR)
+    }
+    files[ZIP_NAME] = (root / "build" / ZIP_NAME, f"{mount}/{ZIP_NAME}", "")
+    files[DB_NAME] = (root / "build" / DB_NAME, f"/{DB_NAME}", "")
+    return {
+        name: (path, url, media_type or settings.MEDIA_TYPES[Path(name).suffix])
+        for name, (path, url, media_type) in files.items()
+    }
+
+
+def downloads(root: Path, served: Downloads | None = None) -> dict[str, Any]:
     """Return the landing page's download links: the package files, per table, and the rest.
 
-    `package` holds the descriptor, the zip and the SQLite file; `tables` one entry
-    per table with its CSV and Parquet files, in the package's order.
+    `package` holds the descriptor, the zip and the SQLite file, and the descriptor
+    at the URL that names this version (when served is given); `tables` one entry per
+    table with its CSV and Parquet files, in the package's order.
     """
     mount = f"/{settings.DOWNLOADS_MOUNT}"
     descriptor = read_descriptor(root / DESCRIPTOR)
@@ -83,6 +105,14 @@ def downloads(root: Path) -> dict[str, Any]:
         _link("The whole package (zip)", f"{mount}/{ZIP_NAME}", root / "build" / ZIP_NAME),
         _link("SQLite database", f"/{DB_NAME}", root / "build" / DB_NAME),
     ]
+    if served is not None:
+        package.append(
+            _link(
+                f"This version's descriptor, at URLs that never change ({served.version})",
+                served.versioned_url(DESCRIPTOR),
+                root / DESCRIPTOR,
+            )
+        )
     tables: dict[str, dict[str, Any]] = {}
     for resource in descriptor["resources"]:
         if "schema" not in resource:  # a file, not a table: release notes, other formats

@@ -266,6 +266,9 @@ async def _refusal(datasette: Any, scope: Scope) -> Response | None:
     method = scope["method"]
     allow = {"Allow": ", ".join(ALLOWED_METHODS)}
     if method == "OPTIONS":
+        headers = dict(scope.get("headers") or [])
+        if b"origin" in headers and b"access-control-request-method" in headers:
+            return None  # a CORS preflight: coop100.site.downloads answers it
         return Response("", status=204, headers=allow)
     if method not in ALLOWED_METHODS:
         return await _error(

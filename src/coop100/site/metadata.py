@@ -44,13 +44,20 @@ def site_metadata(
     descriptor = read_descriptor(package_path)
     tables: dict[str, dict[str, Any]] = {}
     columns_by_table: dict[str, dict[str, str]] = {}
+    booleans: dict[str, list[str]] = {}
     for resource in csv_resources(descriptor):
         name = resource["name"]
         fields = resource["schema"]["fields"]
         columns = {f["name"]: f.get("description", "") for f in fields}
         columns_by_table[name] = columns
         tables[name] = _table(name, resource, columns)
+        booleans[name] = [f["name"] for f in fields if f["type"] == "boolean"]
     for view in VIEWS:
+        booleans[view.name] = [
+            column
+            for column, source in view.columns.items()
+            if isinstance(source, tuple) and source[1] in booleans.get(source[0], [])
+        ]
         large = (row_counts or {}).get(view.base, 0) > settings.VIEW_FACET_MAX_ROWS
         tables[view.name] = {
             "title": view.title,
@@ -94,6 +101,8 @@ def site_metadata(
             "coop100": {
                 "downloads": downloads or {"package": [], "tables": []},
                 "release": release_metadata(package_path, descriptor),
+                # Stored as 1/0; the site also takes true/false for them (site.arguments).
+                "boolean_columns": {name: cols for name, cols in booleans.items() if cols},
             }
         },
     }

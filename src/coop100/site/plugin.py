@@ -25,6 +25,8 @@ from markupsafe import Markup, escape
 # Only the light settings module: coop100.database imports sqlite_utils, which
 # imports pandas when installed, some 70 MB in every served process.
 from coop100.site import settings
+from coop100.site.arguments import read_arguments  # noqa: F401  (registers its asgi_wrapper)
+from coop100.site.downloads import serve_downloads  # noqa: F401  (registers its asgi_wrapper)
 from coop100.site.http import (  # noqa: F401 - hooks of this plugin
     asgi_wrapper,
     handle_exception,

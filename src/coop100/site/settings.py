@@ -111,3 +111,38 @@ VIEW_SEARCH: dict[str, tuple[str, str]] = {
 # -- files (relative to the project root) --------------------------------------
 
 SITE_DIR = "build/site"
+
+# -- downloads over HTTP (coop100.site.downloads) ---------------------------------
+
+# Every file is served at a stable URL (/data/<path>, /coop100.db) that browsers and
+# proxies revalidate after CACHE_TTL_SECONDS, and at /data/v/<version>/<path>, where
+# <version> is a digest of every served file: a URL whose bytes never change.
+VERSIONS_PREFIX = "v"
+VERSION_CHARS = 16
+STABLE_CACHE_CONTROL = f"public, max-age={CACHE_TTL_SECONDS}"
+IMMUTABLE_CACHE_CONTROL = "public, max-age=31536000, immutable"
+# What the site folder records about the served files (path, size, sha256, media type).
+DOWNLOADS_MANIFEST = "downloads.json"
+# Media types of the served files that the descriptor does not declare.
+MEDIA_TYPES = {
+    ".json": "application/json",
+    ".zip": "application/zip",
+    ".db": "application/vnd.sqlite3",
+}
+
+# -- CORS: every response may be read by a page on any origin ---------------------
+
+# The site is public and read-only and takes no credentials, so `*` is safe; the
+# headers a reader such as DuckDB-WASM or hyparquet sends, and reads back.
+CORS_ALLOW_HEADERS = ("Range", "If-Range", "If-None-Match", "If-Modified-Since")
+CORS_EXPOSE_HEADERS = (
+    "Accept-Ranges",
+    "Content-Length",
+    "Content-Location",
+    "Content-Range",
+    "ETag",
+    "Last-Modified",
+    "Link",
+    "Repr-Digest",
+)
+CORS_MAX_AGE_SECONDS = 86400
