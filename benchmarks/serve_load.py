@@ -76,6 +76,12 @@ def pages(db_path: Path, baseline: bool = False) -> dict[str, str]:
         "search (rare word)": f"/coop100/statements?{search}",
         "search (common word)": "/coop100/statements?"
         + ("text__contains=housing" if baseline else "_search=housing"),
+        "search (common word), JSON": "/coop100/statements.json?"
+        + ("text__contains=housing" if baseline else "_search=housing"),
+        "search page, ranked (common word)": "/coop100/statements"
+        + ("?text__contains=housing" if baseline else "/-/search?_search=housing"),
+        "search page, ranked (rare word), JSON": "/coop100/statements"
+        + (f".json?{search}" if baseline else f"/-/search.json?{search}"),
         "row page": f"/coop100/statements/{statement}",
         "next page (statements?_next=)": f"/coop100/statements?_next={second_page}",
         "view page (statements_detailed)": "/coop100/statements_detailed",

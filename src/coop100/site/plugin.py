@@ -26,6 +26,7 @@ from markupsafe import Markup, escape
 # imports pandas when installed, some 70 MB in every served process.
 from coop100.site import settings
 from coop100.site.precounted import PrecountedColumnFacet
+from coop100.site.search import cap_searches, search_routes  # noqa: F401  (hookimpls)
 
 # Datasette's own bookkeeping database, which it writes to, and the scratch
 # in-memory connection /-/versions creates a table in (not served without --memory).
