@@ -7,6 +7,8 @@ read per request) so the small real package exercises the capped paths.
 
 from __future__ import annotations
 
+import csv
+import io
 import sqlite3
 from collections.abc import Iterator
 from typing import Any
@@ -146,3 +148,19 @@ def test_no_search_and_no_match_are_empty_pages(client):
         body = client.json(f"/{DATABASE}/statements/-/search.json?_search={query}")
         assert (body["rows"], body["count"], body["next_url"]) == ([], 0, None)
         assert client.get(f"/{DATABASE}/statements/-/search?_search={query}").status_code == 200
+
+
+def test_a_streamed_export_still_has_every_match(client, db, monkeypatch):
+    monkeypatch.setattr(settings, "SEARCH_MATCH_CAP", 2)
+    exported = client.get(f"/{DATABASE}/statements.csv?_search={WORD}&_stream=on").text
+    found = {row["statement_id"] for row in csv.DictReader(io.StringIO(exported))}
+    assert found == set(_matches(db, WORD))
+
+
+@pytest.mark.parametrize("query", ['"', "a OR", "NEAR(", "*", "x:y", "^x"])
+def test_odd_searches_answer_200_or_a_short_400(client, query):
+    for page in ("statements/-/search.json", "statements/-/search"):
+        response = client.get(f"/{DATABASE}/{page}", params={"_search": query})
+        assert response.status_code in (200, 400), (query, response.status_code)
+        if response.status_code == 400:
+            assert len(response.text) < 300

@@ -111,6 +111,8 @@ def cap_searches(
     answers = yield
     if database != settings.DATABASE or not any(k.startswith("_search") for k in request.args):
         return answers
+    if request.args.get("_stream"):
+        return answers  # a streamed CSV export asks for every row
     db = datasette.get_database(database)
 
     def capping(answer: Any) -> Callable[[], Any]:
@@ -152,7 +154,15 @@ async def search_page(datasette: Any, request: Any) -> Response:
         offset = -1
     if not 0 <= offset < settings.SEARCH_RANK_CAP:
         return Response.text("_next must be a whole number below the ranked matches", status=400)
-    found = await ranked_matches(datasette.get_database(database), table, search, offset, page_size)
+    try:
+        found = await ranked_matches(
+            datasette.get_database(database), table, search, offset, page_size
+        )
+    except QueryInterrupted:
+        return Response.text("The search took too long", status=400)
+    except sqlite3.Error as error:
+        # What FTS5 refuses even after Datasette's escape_fts, say a lone `"`.
+        return Response.text(f"Cannot search for that: {error}"[:200], status=400)
     table_url = datasette.urls.table(database, table)
     here = f"{table_url}/-/search"
     next_url = None
