@@ -19,6 +19,7 @@ from datasette.utils import escape_fts
 
 from coop100.site import settings
 from tests.site_fixtures import DATABASE
+from tests.test_browser import _shot, browser, page  # noqa: F401  (fixtures)
 
 WORD = "cooperatives"
 
@@ -80,9 +81,9 @@ def test_a_word_past_the_caps_ranks_and_counts_its_first_matches(client, db, mon
     rows, body = _all_pages(client, f"/{DATABASE}/statements/-/search.json?_search={WORD}&")
     assert [r["statement_id"] for r in rows] == _matches(db, WORD, "f.rank", total - 4)
     assert (body["count"], body["count_capped"], body["ranked"]) == (total - 2, True, total - 4)
-    page = client.get(f"/{DATABASE}/statements/-/search?_search={WORD}").text
-    assert f"More than {total - 2:,} matches (counting stops there)" in page
-    assert f"in order of relevance among the first {total - 4:,} matches" in page
+    html = client.get(f"/{DATABASE}/statements/-/search?_search={WORD}").text
+    assert f"More than {total - 2:,} matches (counting stops there)" in html
+    assert f"in order of relevance among the first {total - 4:,} matches" in html
 
 
 @pytest.mark.parametrize(
@@ -129,11 +130,11 @@ def test_exactly_cap_matches_are_not_called_capped(client, db, monkeypatch):
 
 
 def test_the_statements_page_links_its_search_to_the_ranked_page(client):
-    page = client.get(f"/{DATABASE}/statements?_search={WORD}").text
-    assert f'href="/{DATABASE}/statements/-/search?_search={WORD}"' in page
-    page = client.get(f"/{DATABASE}/statements/-/search?_search={WORD}").text
-    assert f'href="/{DATABASE}/statements?_search={WORD}"' in page
-    assert f"<mark>{WORD}</mark>" in page.lower()
+    html = client.get(f"/{DATABASE}/statements?_search={WORD}").text
+    assert f'href="/{DATABASE}/statements/-/search?_search={WORD}"' in html
+    html = client.get(f"/{DATABASE}/statements/-/search?_search={WORD}").text
+    assert f'href="/{DATABASE}/statements?_search={WORD}"' in html
+    assert f"<mark>{WORD}</mark>" in html.lower()
 
 
 @pytest.mark.parametrize("bad", ["x", "-1", "1000000000"])
@@ -159,8 +160,23 @@ def test_a_streamed_export_still_has_every_match(client, db, monkeypatch):
 
 @pytest.mark.parametrize("query", ['"', "a OR", "NEAR(", "*", "x:y", "^x"])
 def test_odd_searches_answer_200_or_a_short_400(client, query):
-    for page in ("statements/-/search.json", "statements/-/search"):
-        response = client.get(f"/{DATABASE}/{page}", params={"_search": query})
+    for path in ("statements/-/search.json", "statements/-/search"):
+        response = client.get(f"/{DATABASE}/{path}", params={"_search": query})
         assert response.status_code in (200, 400), (query, response.status_code)
         if response.status_code == 400:
             assert len(response.text) < 300
+
+
+def test_the_ranked_page_in_a_browser(page, db):  # noqa: F811  (the fixture)
+    """From the statements page's search to the ranked page, in Debian's Chromium."""
+    page.goto(f"/{DATABASE}/statements")
+    page.fill('input[name="_search"]', WORD)
+    page.locator('input[name="_search"]').press("Enter")
+    page.wait_for_url(f"**_search={WORD}**")
+    page.locator(".coop100-search-link a").click()
+    page.wait_for_url(f"**/-/search?_search={WORD}")
+    results = page.locator("ol.coop100-search-results li")
+    assert results.count() == len(_matches(db, WORD))
+    assert results.first.locator("a").inner_text() == _matches(db, WORD, "f.rank")[0]
+    assert results.first.locator("mark").count() >= 1
+    _shot(page, "search-ranked")
