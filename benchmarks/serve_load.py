@@ -33,6 +33,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from run import machine  # benchmarks/run.py, beside this script
+
 from coop100.site.queries import CANNED_QUERIES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -210,6 +212,10 @@ def markdown(results: dict[str, Any]) -> str:
     """Return the results as a Markdown table, baseline beside the indexed database."""
     indexed, baseline = results["indexed"], results.get("baseline") or {}
     lines = [
+        f"Machine: {results.get('machine', '?')}. Run {results.get('date', '?')}; load average"
+        f" (1 min) {results.get('load average at start', '?')} at the start,"
+        f" {results.get('load average at end', '?')} at the end.",
+        "",
         f"Serving {results['root']} ({results['statements']:,} statements) with "
         f"`wrk -t{results['threads']} -c{results['connections']} -d{results['seconds']}s`; "
         "latency in ms. Baseline: the same database without its indexes, full-text "
@@ -272,6 +278,9 @@ def main() -> None:
     with sqlite3.connect(f"file:{db_path}?immutable=1", uri=True) as db:
         statements = db.execute("select count(*) from statements").fetchone()[0]
     results: dict[str, Any] = {
+        "machine": machine(),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "load average at start": os.getloadavg()[0],
         "root": str(args.root),
         "statements": statements,
         "seconds": args.seconds,
@@ -286,6 +295,7 @@ def main() -> None:
             print("baseline: no foreign-key indexes, no full-text search")
             stripped = strip_database(root, Path(tmp))
             results["baseline"] = measure(Path(tmp), pages(stripped, baseline=True), args)
+    results["load average at end"] = os.getloadavg()[0]
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "serve.json").write_text(json.dumps(results, indent=2) + "\n")
