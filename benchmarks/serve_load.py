@@ -280,7 +280,7 @@ def main() -> None:
     results: dict[str, Any] = {
         "machine": machine(),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "load average at start": os.getloadavg()[0],
+        "load average at start": round(os.getloadavg()[0], 1),
         "root": str(args.root),
         "statements": statements,
         "seconds": args.seconds,
@@ -295,7 +295,7 @@ def main() -> None:
             print("baseline: no foreign-key indexes, no full-text search")
             stripped = strip_database(root, Path(tmp))
             results["baseline"] = measure(Path(tmp), pages(stripped, baseline=True), args)
-    results["load average at end"] = os.getloadavg()[0]
+    results["load average at end"] = round(os.getloadavg()[0], 1)
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "serve.json").write_text(json.dumps(results, indent=2) + "\n")
