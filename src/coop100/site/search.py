@@ -99,7 +99,6 @@ async def cap_filter(
         capped_description(d, cap) if d.startswith("search") else d
         for d in arguments.human_descriptions
     ]
-    arguments.extra_context = {**arguments.extra_context, "search_match_cap": cap}
     return arguments
 
 
