@@ -48,7 +48,8 @@ async def match_bound(
 ) -> int | None:
     """Return the rowid of a search's cap-th match if more rows match, else None."""
     found = await db.execute(
-        f"select rowid from {fts} where {column} match {match} limit 2 offset {cap - 1}",
+        f"select rowid from {fts} where {column} match {match} order by rowid "
+        f"limit 2 offset {cap - 1}",
         params,
     )
     rows = list(found.rows)
