@@ -34,6 +34,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from run import machine  # benchmarks/run.py, beside this script
+
 from coop100.site.queries import CANNED_QUERIES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -77,6 +79,12 @@ def pages(db_path: Path, baseline: bool = False) -> dict[str, str]:
         "search (rare word)": f"/coop100/statements?{search}",
         "search (common word)": "/coop100/statements?"
         + ("text__contains=housing" if baseline else "_search=housing"),
+        "search (common word), JSON": "/coop100/statements.json?"
+        + ("text__contains=housing" if baseline else "_search=housing"),
+        "search page, ranked (common word)": "/coop100/statements"
+        + ("?text__contains=housing" if baseline else "/-/search?_search=housing"),
+        "search page, ranked (rare word), JSON": "/coop100/statements"
+        + (f".json?{search}" if baseline else f"/-/search.json?{search}"),
         "row page": f"/coop100/statements/{statement}",
         "next page (statements?_next=)": f"/coop100/statements?_next={second_page}",
         "view page (statements_detailed)": "/coop100/statements_detailed",
@@ -276,6 +284,10 @@ def markdown(results: dict[str, Any]) -> str:
     """Return the results as a Markdown table, baseline beside the indexed database."""
     indexed, baseline = results["indexed"], results.get("baseline") or {}
     lines = [
+        f"Machine: {results.get('machine', '?')}. Run {results.get('date', '?')}; load average"
+        f" (1 min) {results.get('load average at start', '?')} at the start,"
+        f" {results.get('load average at end', '?')} at the end.",
+        "",
         f"Serving {results['root']} ({results['statements']:,} statements) with "
         f"`wrk -t{results['threads']} -c{results['connections']} -d{results['seconds']}s`; "
         "latency in ms. Baseline: the same database without its indexes, full-text "
@@ -358,6 +370,9 @@ def main() -> None:
     with sqlite3.connect(f"file:{db_path}?immutable=1", uri=True) as db:
         statements = db.execute("select count(*) from statements").fetchone()[0]
     results: dict[str, Any] = {
+        "machine": machine(),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "load average at start": round(os.getloadavg()[0], 1),
         "root": str(args.root),
         "statements": statements,
         "seconds": args.seconds,
@@ -375,6 +390,7 @@ def main() -> None:
             base_pages = pages(stripped, baseline=True)
             base_pages = {k: v for k, v in base_pages.items() if args.match in k}
             results["baseline"] = measure(Path(tmp), base_pages, args)
+    results["load average at end"] = round(os.getloadavg()[0], 1)
     write_results(args.out, "serve", results, markdown(results))
 
 

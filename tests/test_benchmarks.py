@@ -350,6 +350,7 @@ def test_serve_load_runs_on_a_tiny_archive(tmp_path: Path) -> None:
     assert {f"canned: {name}" for name in CANNED_QUERIES} <= pages
     assert results["indexed"]["row page"]["status"] == 200
     assert results["indexed"]["search (rare word)"]["status"] == 200
+    assert results["indexed"]["search page, ranked (common word)"]["status"] == 200
     assert "| filtered page |" in (tmp_path / "serve.md").read_text()
 
 

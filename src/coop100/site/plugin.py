@@ -34,6 +34,7 @@ from coop100.site.http import (  # noqa: F401 - hooks of this plugin
 )
 from coop100.site.pages import page_css_urls, page_routes, page_template_vars  # noqa: F401
 from coop100.site.precounted import PrecountedColumnFacet
+from coop100.site.search import cap_searches, search_routes  # noqa: F401  (hookimpls)
 
 # Datasette's own bookkeeping database, which it writes to, and the scratch
 # in-memory connection /-/versions creates a table in (not served without --memory).

@@ -108,6 +108,16 @@ VIEW_SEARCH: dict[str, tuple[str, str]] = {
     "statements_detailed": ("statements", "statement_id"),
 }
 
+# A search matching more rows than this is cut to its first SEARCH_MATCH_CAP
+# matches (in the order rows were loaded) on table pages: their rows, count and
+# facets cover those, and the page says so (Datasette 1.0 likewise counts to 10,000).
+# Counting and faceting every match of a common word took ~1 s at 1M statements.
+SEARCH_MATCH_CAP = 10_000
+# Tables with a search page in relevance order (coop100.site.search), ranked among
+# their first SEARCH_RANK_CAP matches: FTS5 computes bm25 for each match it orders.
+SEARCH_PAGES = ("statements",)
+SEARCH_RANK_CAP = 1_000
+
 # -- files (relative to the project root) --------------------------------------
 
 SITE_DIR = "build/site"
