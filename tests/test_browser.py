@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import http.server
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -113,13 +115,29 @@ def test_canned_query_runs(page, package_rows):
     _shot(page, "canned-query")
 
 
+class _BlankPage(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
+        body = b"<!doctype html><title>notebook</title>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
 def test_a_page_on_another_origin_reads_ranges_and_json(browser, served, site_root):
     """What a browser notebook does: a cross-origin ranged fetch (with its preflight)."""
     base, _ = served
-    other = base.replace("127.0.0.1", "localhost")  # another origin, same server
+    # A notebook's page: another origin, served by another server (the site's own
+    # pages forbid fetching elsewhere with their Content-Security-Policy).
+    notebook = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _BlankPage)
+    threading.Thread(target=notebook.serve_forever, daemon=True).start()
     context = browser.new_context()
     opened = context.new_page()
-    opened.goto(f"{other}/-/versions")
+    opened.goto(f"http://127.0.0.1:{notebook.server_address[1]}/")
     got = opened.evaluate(
         """async (base) => {
             const file = await fetch(base + "/data/build/parquet/people.parquet",
@@ -136,6 +154,7 @@ def test_a_page_on_another_origin_reads_ranges_and_json(browser, served, site_ro
         base,
     )
     context.close()
+    notebook.shutdown()
     size = (site_root / "build/parquet/people.parquet").stat().st_size
     assert got["status"] == 206
     assert got["range"] == f"bytes {size - 4}-{size - 1}/{size}"

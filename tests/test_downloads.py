@@ -192,13 +192,20 @@ EXPECTED_TYPES = {
 
 
 def test_every_published_format_has_its_media_type(base, site_root):
+    # A resource's file is served as its descriptor says (release notes, citation,
+    # Popolo too); the descriptor itself, the zip and the database by their suffix.
+    declared = {
+        r["path"]: r["mediatype"] + (f"; charset={r['encoding']}" if "encoding" in r else "")
+        for r in read_descriptor(site_root / DESCRIPTOR)["resources"]
+    }
     files = read_downloads(
         site_root / site_settings.SITE_DIR / site_settings.DOWNLOADS_MOUNT
     ).files.values()
-    assert {Path(f.file).suffix for f in files} == set(EXPECTED_TYPES)
+    assert {Path(f.file).suffix for f in files} >= set(EXPECTED_TYPES)
     for file in files:
         reply = curl(base + file.url, method="HEAD")
-        assert reply.headers["content-type"] == EXPECTED_TYPES[Path(file.file).suffix], file.url
+        expected = declared.get(file.file) or EXPECTED_TYPES[Path(file.file).suffix]
+        assert reply.headers["content-type"] == expected, file.url
 
 
 def test_the_versioned_url_holds_the_same_bytes_for_good(base, parquet):
@@ -286,6 +293,8 @@ def test_pandas_reads_the_published_urls(base, site_root):
         local = site_root / resource["path"]
         if resource["format"] == "parquet":
             remote, here = pd.read_parquet(url), pd.read_parquet(local)
+        elif resource["format"] != "csv":
+            continue  # release notes, citation, Popolo: no tables for pandas
         else:
             remote, here = pd.read_csv(url), pd.read_csv(local)
         pd.testing.assert_frame_equal(remote, here)

@@ -72,6 +72,8 @@ def package_jsonld(
         for f in downloads.get("package", [])
         # The release notes and the citation describe the data; they hold none of it.
         if not f["url"].endswith(tuple(f"/{path}" for path in package_settings.ROOT_DOCUMENTS))
+        # The same descriptor at its versioned URL is one download, not two.
+        and not f["url"].startswith(f"/{settings.DOWNLOADS_MOUNT}/v/")
     ]
     for entry in downloads.get("tables", []):
         distribution += [
