@@ -242,7 +242,7 @@ def test_the_data_diff_shows_a_real_edit(tmp_path: Path) -> None:
         text=True,
         check=True,
     ).stdout
-    assert shown.startswith("## Changes ")
+    assert shown.startswith("### What this change does to the published data\n\n#### Changes ")
     assert "| `statements` | 16 | 16 | 0 | 0 | 1 | 0 |" in shown
     assert f"| esim-introduction | `text` | {old}" in shown
     assert f"| {new}" in shown

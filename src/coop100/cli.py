@@ -279,7 +279,14 @@ def validate(root: Path, format_: str) -> None:
     default=None,
     help="Show at most this many rows per list (default: all of them)",
 )
-def diff(old: str, new: str, fmt: str, max_rows: int | None) -> None:
+@click.option(
+    "--level",
+    type=click.IntRange(1, 5),
+    default=2,
+    show_default=True,
+    help="Markdown heading level of the title (to nest it under a heading of yours)",
+)
+def diff(old: str, new: str, fmt: str, max_rows: int | None, level: int) -> None:
     """Show what changed from package OLD to package NEW, row by row.
 
     OLD and NEW are each a folder holding datapackage.json, a zip of a package,
@@ -300,7 +307,7 @@ def diff(old: str, new: str, fmt: str, max_rows: int | None) -> None:
     if fmt == "json":
         click.echo(result.to_json(max_rows=max_rows))
     else:
-        click.echo(result.to_markdown(max_rows=max_rows), nl=False)
+        click.echo(result.to_markdown(max_rows=max_rows, level=level), nl=False)
 
 
 @cli.command()
