@@ -15,15 +15,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
 import pytest
-from pydantic import ValidationError
 
 from coop100 import bulk, fastcheck, validate
 from coop100.models import MODEL_BY_TABLE
 from coop100.package import build_package, file_digest
 from coop100.records import Records, RecordsError
 from coop100.site.queries import CANNED_QUERIES
+
+from .test_checks import verdicts
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -109,29 +109,13 @@ def _first_row(archive: Path, table: str, needs: str) -> dict[str, Any]:
     raise AssertionError(f"no {table} row with {needs}")
 
 
-def _verdicts(table: str, rows: list[dict[str, Any]]) -> tuple[list[bool], list[bool]]:
-    """Per row: does the model refuse it, do the column rules refuse it."""
-    model = MODEL_BY_TABLE[table]
-    by_model = []
-    for row in rows:
-        try:
-            model.model_validate({k: v for k, v in row.items() if v is not None})
-            by_model.append(False)
-        except ValidationError:
-            by_model.append(True)
-    data = pa.Table.from_pylist(rows, schema=bulk.json_schema(model))
-    checks = bulk.row_problems(data, model)
-    by_rules = bulk._any([m for _, m in checks], data.num_rows).to_pylist()
-    return by_model, by_rules
-
-
 @pytest.mark.parametrize(("table", "field", "value"), BAD_VALUES + GOOD_VALUES)
 def test_column_rules_agree_with_models(archive: Path, table: str, field: str, value: Any) -> None:
     row = _first_row(archive, table, field)
     changed = dict(row) | {field: value}
     if table == "affiliations":
         changed.setdefault("start", "1990")
-    by_model, by_rules = _verdicts(table, [row, changed])
+    by_model, by_rules = verdicts(MODEL_BY_TABLE[table], [row, changed])
     assert by_model == by_rules
     assert by_model == [False, (table, field, value) in BAD_VALUES]
 

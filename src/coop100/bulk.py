@@ -18,10 +18,8 @@ group-bys over the YAML and bulk rows together.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -29,7 +27,7 @@ import pyarrow.json as pajson
 from annotated_types import Ge, Le, MaxLen
 from pydantic import ValidationError
 
-from . import models
+from .checks import Check, Mask, matches
 from .models import MODELS, Record, Source
 from .records import (
     PARENT_LINKS,
@@ -43,7 +41,7 @@ from .records import (
     loop_message,
     loops_back,
 )
-from .tables import _metadata, _unwrap, arrow_schema, columns, to_arrow
+from .tables import _metadata, arrow_schema, columns, to_arrow
 
 BULK_DIR = "bulk"
 BULK_SUFFIX = ".jsonl"
@@ -56,138 +54,7 @@ BLOCK_SIZE = 16 << 20
 
 _LOCATION = ("_path", "_line")
 
-# -- the rules of models.py as Arrow expressions ---------------------------------
-
-# Python's str.isspace() and `\s`, `\d` are Unicode-wide; RE2's are ASCII. Spell
-# Python's sets out so a column check accepts exactly what the model accepts.
-_PY_SPACE = "".join(f"\\x{{{c:x}}}" for c in range(0x3001) if chr(c).isspace())  # none above U+3000
-_PY_DIGIT = r"\p{Nd}"
-_CONTROL = r"[\x{0}-\x{1f}\x{7f}-\x{9f}]"
-
-# A boolean column (pa.Array or pa.ChunkedArray); pyarrow ships no type stubs.
-Mask = Any
-
-
-def _matches(values: Mask, pattern: str) -> Mask:
-    return pc.match_substring_regex(values, pattern)
-
-
-def _clean_text_bad(values: Mask) -> Mask:
-    space = f"[{_PY_SPACE}]"
-    return pc.or_(
-        pc.or_(
-            _matches(values, f"^{space}|{space}$"),
-            pc.equal(pc.utf8_length(values), 0),
-        ),
-        pc.or_(
-            pc.or_(_matches(values, r"^[=+\-@\t\r]"), _matches(values, _CONTROL)),
-            pc.not_equal(pc.utf8_normalize(values, "NFC"), values),
-        ),
-    )
-
-
-def _calendar_bad(values: Mask, fmt: str) -> Mask:
-    # strptime rolls 30 February over to 1 March: a real day prints back as itself.
-    parsed = pc.strptime(values, format=fmt, unit="s", error_is_null=True)
-    bad = pc.fill_null(pc.not_equal(pc.strftime(parsed, format=fmt), values), True)
-    return pc.and_(pc.is_valid(values), bad)
-
-
-def _partial_date_bad(values: Mask) -> Mask:
-    shape = f"^{_PY_DIGIT}{{4}}(?:-{_PY_DIGIT}{{2}}(?:-{_PY_DIGIT}{{2}})?)?$"
-    length = pc.utf8_length(values)
-    padded = pc.if_else(
-        pc.equal(length, 4),
-        pc.binary_join_element_wise(values, "-01-01", ""),
-        pc.if_else(pc.equal(length, 7), pc.binary_join_element_wise(values, "-01", ""), values),
-    )
-    return pc.or_(pc.invert(_matches(values, shape)), _calendar_bad(padded, "%Y-%m-%d"))
-
-
-def _iso_date_bad(values: Mask) -> Mask:
-    shape = f"^{_PY_DIGIT}{{4}}-{_PY_DIGIT}{{2}}-{_PY_DIGIT}{{2}}$"
-    return pc.or_(pc.invert(_matches(values, shape)), _calendar_bad(values, "%Y-%m-%d"))
-
-
-def _clock_time_bad(values: Mask) -> Mask:
-    # Unicode digits pass the model's regex but not time.fromisoformat: ASCII only.
-    return pc.invert(_matches(values, r"^([01][0-9]|2[0-3]):[0-5][0-9]$"))
-
-
-def _regex_bad(pattern: str) -> Callable[[Mask], Mask]:
-    return lambda values: pc.invert(_matches(values, pattern))
-
-
-# Each validator function of models.py -> the column check that refuses the same values.
-VALIDATOR_CHECKS: dict[Callable[..., Any], Callable[[Mask], Mask]] = {
-    # The JSON read already refused anything but text; a null is the required rule's.
-    models._strict_str: lambda values: pc.equal(pc.utf8_length(values), -1),
-    models._clean_text: _clean_text_bad,
-    models._slug: _regex_bad(r"^[a-z0-9]+(?:-[a-z0-9]+)*$"),
-    models._partial_date: _partial_date_bad,
-    models._iso_date: _iso_date_bad,
-    models._clock_time: _clock_time_bad,
-    models._country: _regex_bad(r"^[A-Z]{2}$"),
-    models._url: _regex_bad(rf"^https?://[A-Za-z0-9.-]+\.[A-Za-z]{{2,}}(?:[/?#][^{_PY_SPACE}]*)?$"),
-    models._wikidata: _regex_bad(r"^Q[1-9][0-9]*$"),
-}
-
-
-def _s1_paragraph_bad(model: type[Record]) -> Callable[[pa.Table], Mask]:
-    def check(t: pa.Table) -> Mask:
-        is_s1 = pc.equal(t["source_id"], models.PRIMARY_SOURCE)
-        has = pc.is_valid(t["paragraph"])
-        extra = pc.and_(pc.invert(is_s1), has)
-        if not getattr(model, "s1_paragraph_required", False):
-            return extra
-        return pc.or_(pc.and_(is_s1, pc.invert(has)), extra)
-
-    return check
-
-
-def _same(a: str, b: str) -> Callable[[pa.Table], Mask]:
-    return lambda t: pc.fill_null(pc.equal(t[a], t[b]), False)
-
-
-def _both_null(a: str, b: str) -> Callable[[pa.Table], Mask]:
-    return lambda t: pc.and_(pc.is_null(t[a]), pc.is_null(t[b]))
-
-
-def _affiliation_dates_bad(t: pa.Table) -> Mask:
-    end, start = t["end"], t["start"]
-    prefix = pc.utf8_slice_codeunits(start, 0, 10)
-    # end < start[:len(end)], per length of end (4, 7 or 10 characters)
-    cut = pc.if_else(
-        pc.equal(pc.utf8_length(end), 4),
-        pc.utf8_slice_codeunits(start, 0, 4),
-        pc.if_else(pc.equal(pc.utf8_length(end), 7), pc.utf8_slice_codeunits(start, 0, 7), prefix),
-    )
-    return pc.or_(
-        pc.fill_null(pc.less(end, cut), False),
-        _both_null("role", "organisation_id")(t),
-    )
-
-
-def _event_bad(t: pa.Table) -> Mask:
-    # Both dates were checked to be real days; as ISO text they order as dates.
-    before = pc.fill_null(pc.less(t["end_date"], t["start_date"]), False)
-    return pc.or_(before, _same("parent_event_id", "event_id")(t))
-
-
-def _statement_bad(t: pa.Table) -> Mask:
-    return pc.or_(
-        _both_null("person_id", "organisation_id")(t),
-        _same("responds_to_statement_id", "statement_id")(t),
-    )
-
-
-# Each model validator of models.py -> the table check that refuses the same rows.
-MODEL_CHECKS: dict[str, Callable[[type[Record]], Callable[[pa.Table], Mask]]] = {
-    "_paragraph_only_for_s1": _s1_paragraph_bad,
-    "_not_own_parent": lambda m: _same("parent_organisation_id", "organisation_id"),
-    "_dates_in_order": lambda m: _affiliation_dates_bad if m is models.Affiliation else _event_bad,
-    "_has_speaker": lambda m: _statement_bad,
-}
+# -- the rules of models.py over whole columns ------------------------------------------
 
 
 def json_schema(model: type[Record]) -> pa.Schema:
@@ -214,15 +81,11 @@ def row_problems(table: pa.Table, model: type[Record]) -> list[tuple[str, Mask]]
             checks.append(("is not allowed", pc.invert(pc.is_in(values, pa.array(column.enum)))))
         if column.max_length is not None:
             checks.append(("is too long", pc.greater(pc.utf8_length(values), column.max_length)))
-        core, _ = _unwrap(info.annotation)
         for meta in _metadata(info, info.annotation):
-            func = getattr(meta, "func", None)
-            if func is not None:
-                if func not in VALIDATOR_CHECKS:
-                    raise TypeError(f"{model.__name__}.{column.name}: no column check for {func}")
-                checks.append((func.__name__, VALIDATOR_CHECKS[func](values)))
+            if isinstance(meta, Check):
+                checks.append((meta.description, meta.arrow(values)))
             elif getattr(meta, "pattern", None):
-                checks.append(("pattern", _regex_bad(meta.pattern)(values)))
+                checks.append(("pattern", pc.invert(matches(values, meta.pattern))))
             elif isinstance(meta, Ge):
                 checks.append(("too small", pc.less(values, meta.ge)))
             elif isinstance(meta, Le):
@@ -232,8 +95,8 @@ def row_problems(table: pa.Table, model: type[Record]) -> list[tuple[str, Mask]]
         valid = pc.is_valid(values)  # a null breaks only the required rule
         for rule, mask in checks:
             found.append((f"{column.name}: {rule}", pc.and_(valid, pc.fill_null(mask, False))))
-    for name in model.__pydantic_decorators__.model_validators:
-        found.append((f"model: {name}", pc.fill_null(MODEL_CHECKS[name](model)(table), False)))
+    for row_check in model.row_checks:
+        found.append((f"{row_check.field}: row", pc.fill_null(row_check.arrow(table), False)))
     return found
 
 

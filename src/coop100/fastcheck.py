@@ -24,6 +24,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from .checks import calendar_bad, repeated_keys, row_key
+
 # frictionless's defaults for a boolean field
 TRUE_VALUES = ("true", "True", "TRUE", "1")
 FALSE_VALUES = ("false", "False", "FALSE", "0")
@@ -68,11 +70,6 @@ def _read_text(path: Path, names: list[str]) -> pa.Table:
     )
 
 
-def _calendar_bad(values: Any) -> Any:
-    parsed = pc.strptime(values, format="%Y-%m-%d", unit="s", error_is_null=True)
-    return pc.fill_null(pc.not_equal(pc.strftime(parsed, format="%Y-%m-%d"), values), True)
-
-
 def _type_bad(values: Any, ftype: str) -> tuple[Any, Any]:
     """Rows whose cell does not parse as ftype (None: any text does), and the parsed column."""
     if ftype == "integer":
@@ -83,7 +80,7 @@ def _type_bad(values: Any, ftype: str) -> tuple[Any, Any]:
         known = pa.array(TRUE_VALUES + FALSE_VALUES)
         return pc.invert(pc.is_in(values, known)), values
     if ftype == "date":
-        return _calendar_bad(values), values
+        return calendar_bad(values), values
     if ftype == "time":
         return pc.invert(pc.match_substring_regex(values, _TIME)), values
     return None, values  # string: any text
@@ -102,12 +99,6 @@ def _findings(
             Finding(resource, 0, field, kind, f"{len(indices) - MAX_LISTED} more {kind} not listed")
         )
     return listed
-
-
-def _key(table: pa.Table, names: list[str]) -> Any:
-    if len(names) == 1:
-        return table[names[0]]
-    return pc.binary_join_element_wise(*[table[n] for n in names], "/")
 
 
 def check_resource(resource: str, table: pa.Table, schema: dict[str, Any]) -> list[Finding]:
@@ -155,20 +146,11 @@ def check_resource(resource: str, table: pa.Table, schema: dict[str, Any]) -> li
             )
     key_names = schema.get("primaryKey", [])
     if key_names:
-        key = _key(table, key_names)
-        numbered = pa.table({"key": key, "row": pa.array(range(table.num_rows), pa.int64())})
-        groups = numbered.group_by("key", use_threads=False).aggregate(
-            [("row", "min"), ("row", "count")]
+        key = row_key(table, key_names)
+        later, _ = repeated_keys(key)
+        found += _findings(
+            resource, later, key, ",".join(key_names), "primary-key", "is a duplicate key"
         )
-        repeated = groups.filter(pc.greater(groups["row_count"], 1))
-        if repeated.num_rows:
-            later = pc.and_(
-                pc.is_in(key, repeated["key"]),
-                pc.invert(pc.is_in(numbered["row"], repeated["row_min"])),
-            )
-            found += _findings(
-                resource, later, key, ",".join(key_names), "primary-key", "is a duplicate key"
-            )
     return found
 
 
