@@ -41,7 +41,11 @@ bench-serve: $(STAMP) ## Load-check the served site with wrk: req/s, p50, p95, p
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python benchmarks/serve_load.py
 
-test: $(STAMP) ## Lint, typecheck and run the whole test suite
+test: $(STAMP) ## Lint, typecheck and run the test suite but the slow benchmark runs (under a minute)
+	$(MAKE) lint typecheck
+	$(BIN)/pytest -m "not slow"
+
+test-all: $(STAMP) ## What CI runs: lint, typecheck and the whole test suite, benchmark runs included
 	$(MAKE) lint typecheck
 	$(BIN)/pytest
 
@@ -59,4 +63,4 @@ upgrade: ## Re-resolve the newest allowed dependencies and rewrite constraints.t
 	echo "hatchling==1.33.0" >> constraints.txt
 	rm -rf .venv-upgrade
 
-.PHONY: help install lint format typecheck build validate serve bench-serve test bench upgrade bad-records
+.PHONY: help install lint format typecheck build validate serve bench-serve test test-all bench upgrade bad-records

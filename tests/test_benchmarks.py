@@ -249,6 +249,7 @@ def test_fastcheck_is_clean_on_the_real_package(fresh_build: Path) -> None:
     assert fastcheck.check_package(fresh_build, descriptor) == []
 
 
+@pytest.mark.slow
 def test_benchmark_runs_on_a_tiny_archive(tmp_path: Path) -> None:
     completed = subprocess.run(
         [
@@ -299,6 +300,7 @@ def test_startup_floor_imports_what_the_build_imports(tmp_path: Path) -> None:
     assert by_floor == by_build
 
 
+@pytest.mark.slow
 def test_serve_load_runs_on_a_tiny_archive(tmp_path: Path) -> None:
     if shutil.which("wrk") is None:
         if os.environ.get("CI") == "true":
