@@ -103,8 +103,9 @@ def stages(root: Path) -> dict[str, Any]:
     from coop100 import bulk, package, settings, validate
     from coop100.archive import write_zip
     from coop100.database import load_database
-    from coop100.models import MODEL_BY_TABLE, MODELS, Source
-    from coop100.records import load_records
+    from coop100.integrity import check_tables
+    from coop100.models import MODEL_BY_TABLE, Source
+    from coop100.records import read_records
     from coop100.tables import table_schema
 
     out: dict[str, Any] = {}
@@ -116,7 +117,8 @@ def stages(root: Path) -> dict[str, Any]:
     records_dir = root / "records"
     files = bulk.bulk_files(records_dir)
     start = time.perf_counter()
-    records = load_records(records_dir, cross_check=False)
+    records, problems = read_records(records_dir)
+    assert not problems, problems[:3]
     raw = {
         t: pajson.read_json(
             p,
@@ -142,18 +144,15 @@ def stages(root: Path) -> dict[str, Any]:
     mark("validate models (rows)", start)
 
     start = time.perf_counter()
-    tables = {}
-    for model in MODELS:
-        parts = [bulk.located_yaml(model, records.tables[model.table])]
-        if model.table in published:
-            parts.append(bulk.located_bulk(published.pop(model.table), "bulk"))
-        tables[model.table] = pa.concat_tables(parts)
+    tables = records.arrow_tables()
+    for table, part in published.items():
+        tables[table] = pa.concat_tables([tables[table], part])
+    del published
     mark("build Arrow tables", start)
 
     start = time.perf_counter()
-    problems = bulk.check_tables(tables)
+    problems = check_tables(tables, records.failed())
     assert not problems, problems[:3]
-    tables = {n: t.drop_columns(["_path", "_line"]) for n, t in tables.items()}
     mark("validate models (keys, references)", start)
 
     out_dir = root / "stages"  # outside build/: coop100 build owns that folder

@@ -20,7 +20,8 @@ import pytest
 from coop100 import bulk, fastcheck, validate
 from coop100.models import MODEL_BY_TABLE
 from coop100.package import build_package, file_digest
-from coop100.records import Records, RecordsError
+from coop100.problems import RecordsError
+from coop100.records import Records
 from coop100.site.queries import CANNED_QUERIES
 
 from .test_checks import verdicts

@@ -20,7 +20,8 @@ from coop100 import settings as coop_settings
 from coop100.database import DB_NAME, load_database
 from coop100.models import MAX_NAME, MODEL_BY_TABLE
 from coop100.package import build_package
-from coop100.records import RecordsError, load_records
+from coop100.problems import RecordsError
+from coop100.records import load_records
 from coop100.tables import arrow_schema, columns
 from coop100.validate import read_csv, validate_package
 

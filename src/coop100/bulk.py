@@ -1,25 +1,26 @@
-"""Read records/bulk/<table>.jsonl at scale and check every record with columnar rules.
+"""Read records/bulk/<table>.jsonl at scale: the JSON Lines reader of the records.
 
 Hand-edited records stay YAML. A big archive (a million statements) comes in as
 JSON Lines, one object per line, validated against the same models: pyarrow
-reads each file into a typed Arrow table, and the constraints of each model
-field (types, required, enums, lengths, bounds, the validators in models.py and
-the model validators) are checked as whole-column expressions, with no Python
+reads each file into a typed Arrow table, and every rule of each model (types,
+required, enums, lengths, bounds, and the Arrow form of each Check and RowCheck
+declared in models.py) is checked as a whole-column expression, with no Python
 loop over rows. Rows that break a rule are then validated by the Pydantic model
 itself, so each problem is reported with the same message as in YAML. A file
 that pyarrow cannot type (bad JSON, a wrong JSON type, an unknown field) is
 validated line by line by Pydantic instead: slow, but only for broken files.
 
-The cross-record checks of records.check_references (unique keys, references,
-preferred claims, names, participations) run here as Arrow joins and
-group-bys over the YAML and bulk rows together.
+The rules across records (integrity.py) then run once over the YAML and bulk
+rows together, and this reader places what they find at `file:line`.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from dataclasses import field as _field
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -28,19 +29,10 @@ from annotated_types import Ge, Le, MaxLen
 from pydantic import ValidationError
 
 from .checks import Check, Mask, matches
-from .models import MODELS, Record, Source
-from .records import (
-    PARENT_LINKS,
-    Located,
-    Problem,
-    RecordsError,
-    _Mapping,
-    _model_problems,
-    _show,
-    load_records,
-    loop_message,
-    loops_back,
-)
+from .integrity import check_tables, place
+from .models import MODEL_BY_TABLE, MODELS, Record, Source
+from .problems import Problem, RecordsError
+from .records import Records, _Mapping, _model_problems, _show, read_records
 from .tables import _metadata, arrow_schema, columns, to_arrow
 
 BULK_DIR = "bulk"
@@ -51,8 +43,9 @@ BULK_TABLES = tuple(m.table for m in MODELS if m is not Source)
 MAX_LISTED = 1000
 # pyarrow parses a JSON Lines file in blocks of this many bytes, one per thread.
 BLOCK_SIZE = 16 << 20
-
-_LOCATION = ("_path", "_line")
+# A file pyarrow cannot type is read again line by line, up to this size, so the
+# checks across records can judge its valid rows (larger: the table is not judged).
+LINE_BY_LINE_MAX_BYTES = 64 << 20
 
 # -- the rules of models.py over whole columns ------------------------------------------
 
@@ -152,6 +145,11 @@ class BulkTable:
 
     table: pa.Table | None
     problems: list[Problem]
+    # The rows that failed their model, as given (None: not known, so the checks
+    # across records must not judge the table), and the line of each row of
+    # `table` when some rows between them failed.
+    failed: list[dict[str, Any]] | None = None
+    lines: list[int] | None = None
 
 
 def read_bulk(path: Path, model: type[Record], shown: str) -> BulkTable:
@@ -190,7 +188,32 @@ def read_bulk(path: Path, model: type[Record], shown: str) -> BulkTable:
         problems.append(
             Problem(shown, message=f"{len(indices) - MAX_LISTED} more invalid rows not listed")
         )
-    return BulkTable(None, problems)
+    good = pc.invert(bad)
+    failed = raw.filter(bad).to_pylist() if len(indices) <= MAX_LISTED else None
+    lines = [i + 1 for i in pc.indices_nonzero(good).to_pylist()]
+    return BulkTable(_published(raw.filter(good), model), problems, failed, lines)
+
+
+def _valid_lines(path: Path, model: type[Record], problems: list[Problem]) -> BulkTable:
+    """The rows of a file pyarrow could not type that pass their model, line by line.
+
+    The checks across records then judge them as they judge YAML rows, and count
+    the rows that failed as known.
+    """
+    valid: list[Record] = []
+    lines: list[int] = []
+    failed: list[dict[str, Any]] = []
+    with path.open(encoding="utf-8", errors="replace") as handle:
+        for number, line in enumerate(handle, start=1):
+            data = None
+            try:
+                data = json.loads(line)
+                valid.append(model.model_validate(data))
+                lines.append(number)
+            except (ValueError, ValidationError):  # reported by read_bulk
+                if isinstance(data, dict):
+                    failed.append(data)
+    return BulkTable(to_arrow(model, valid), problems, failed, lines)
 
 
 def _published(raw: pa.Table, model: type[Record]) -> pa.Table:
@@ -227,21 +250,21 @@ def bulk_files(records_dir: Path) -> dict[str, Path]:
     return {p.stem: p for p in sorted(folder.glob(f"*{BULK_SUFFIX}"))} if folder.is_dir() else {}
 
 
-def located_yaml(model: type[Record], located: list[Located]) -> pa.Table:
-    """YAML records as an Arrow table, with the _path and _line the checks report."""
-    return (
-        to_arrow(model, [loc.record for loc in located])
-        .append_column("_path", pa.array([loc.path for loc in located], pa.string()))
-        .append_column("_line", pa.array([loc.line for loc in located], pa.int64()))
-    )
+@dataclass
+class Places:
+    """Where each row of the joined tables came from: the YAML records, then a bulk file."""
 
+    records: Records
+    bulk: dict[str, BulkTable] = _field(default_factory=dict)
+    shown: dict[str, str] = _field(default_factory=dict)
 
-def located_bulk(table: pa.Table, shown: str) -> pa.Table:
-    """A bulk table with _path (the file as shown) and _line (1-based) appended."""
-    n = table.num_rows
-    return table.append_column(
-        "_path", pa.repeat(pa.scalar(shown), n).cast(pa.string())
-    ).append_column("_line", pa.array(range(1, n + 1), pa.int64()))
+    def where(self, table: str, row: int, name: str) -> tuple[str, int, int]:
+        yaml_rows = len(self.records.tables[table])
+        if row < yaml_rows:
+            return self.records.where(table, row, name)
+        lines = self.bulk[table].lines
+        line = lines[row - yaml_rows] if lines is not None else row - yaml_rows + 1
+        return self.shown[table], line, 1
 
 
 def read_tables(records_dir: Path) -> Tables:
@@ -250,259 +273,31 @@ def read_tables(records_dir: Path) -> Tables:
     Raises:
         RecordsError: listing every problem found.
     """
-    files = bulk_files(records_dir)
-    if not files and not (records_dir / BULK_DIR).exists():
-        records = load_records(records_dir)
-        return Tables(
-            {m.table: to_arrow(m, records.rows(m.table)) for m in MODELS},
-            [r for r in records.rows("sources") if isinstance(r, Source)],
-        )
-    records = load_records(records_dir, cross_check=False)
+    records, problems = read_records(records_dir)
+    tables = records.arrow_tables()
+    failed = records.failed()
+    places = Places(records)
     base = records_dir.parent
-    problems: list[Problem] = []
-    for table, path in files.items():
+    for table, path in bulk_files(records_dir).items():
+        shown = _show(path, base)
         if table not in BULK_TABLES:
+            expected = ", ".join(f"{t}{BULK_SUFFIX}" for t in BULK_TABLES)
             problems.append(
-                Problem(
-                    _show(path, base),
-                    message="is not a bulk table; expected one of "
-                    + ", ".join(f"{t}{BULK_SUFFIX}" for t in BULK_TABLES),
-                )
+                Problem(shown, message=f"is not a bulk table; expected one of {expected}")
             )
-    tables: dict[str, pa.Table] = {}
-    for model in MODELS:
-        parts = [located_yaml(model, records.tables[model.table])]
-        bulk_path = files.get(model.table)
-        if bulk_path is not None and model.table in BULK_TABLES:
-            shown = _show(bulk_path, base)
-            bulk = read_bulk(bulk_path, model, shown)
-            problems += bulk.problems
-            if bulk.table is not None:
-                parts.append(located_bulk(bulk.table, shown))
-        tables[model.table] = pa.concat_tables(parts)
-    if not problems:
-        problems += check_tables(tables)
+            continue
+        bulk = read_bulk(path, MODEL_BY_TABLE[table], shown)
+        if bulk.table is None and path.stat().st_size <= LINE_BY_LINE_MAX_BYTES:
+            bulk = _valid_lines(path, MODEL_BY_TABLE[table], bulk.problems)
+        problems += bulk.problems
+        if bulk.problems and bulk.failed is None:
+            failed.unread.add(table)  # what it holds is unknown: refer to it freely
+        else:
+            failed.rows[table] += bulk.failed or []
+        if bulk.table is not None:
+            tables[table] = pa.concat_tables([tables[table], bulk.table])
+            places.bulk[table], places.shown[table] = bulk, shown
+    problems += place(check_tables(tables, failed), tables, places.where)
     if problems:
         raise RecordsError(problems)
-    return Tables(
-        {name: t.drop_columns(list(_LOCATION)) for name, t in tables.items()},
-        [r for r in records.rows("sources") if isinstance(r, Source)],
-    )
-
-
-# -- checks across records, as joins and group-bys ------------------------------------
-
-
-def _key(table: pa.Table, model: type[Record]) -> Mask:
-    if len(model.primary_key) == 1:
-        return table[model.primary_key[0]]
-    return pc.binary_join_element_wise(*[table[f] for f in model.primary_key], "/")
-
-
-def _where(table: pa.Table, index: int) -> tuple[str, int]:
-    return table["_path"][index].as_py(), table["_line"][index].as_py()
-
-
-def _listed(mask: Mask) -> list[int]:
-    indices: list[int] = pc.indices_nonzero(pc.fill_null(mask, False)).to_pylist()
-    return indices[:MAX_LISTED]
-
-
-def check_tables(tables: dict[str, pa.Table]) -> list[Problem]:
-    """The checks of records.check_references, over Arrow tables holding _path and _line."""
-    problems: list[Problem] = []
-    keys: dict[str, Mask] = {}
-    for model in MODELS:
-        table = tables[model.table]
-        key = _key(table, model)
-        keys[model.table] = key
-        numbered = pa.table({"key": key, "row": pa.array(range(table.num_rows), pa.int64())})
-        groups = numbered.group_by("key", use_threads=False).aggregate(
-            [("row", "min"), ("row", "count")]
-        )
-        repeated = groups.filter(pc.greater(groups["row_count"], 1))
-        if repeated.num_rows == 0:
-            continue
-        first = dict(zip(repeated["key"].to_pylist(), repeated["row_min"].to_pylist(), strict=True))
-        mask = pc.and_(
-            pc.is_in(key, repeated["key"]),
-            pc.invert(pc.is_in(numbered["row"], repeated["row_min"])),
-        )
-        for index in _listed(mask):
-            value = key[index].as_py()
-            path, line = _where(table, index)
-            first_path, first_line = _where(table, first[value])
-            problems.append(
-                Problem(
-                    path,
-                    line,
-                    1,
-                    model.table,
-                    value,
-                    model.primary_key[-1],
-                    f"duplicate id (first at {first_path}:{first_line}); give each its own id",
-                )
-            )
-    for model in MODELS:
-        table = tables[model.table]
-        for name, (target, _) in model.foreign_keys.items():
-            values = table[name]
-            mask = pc.and_(pc.is_valid(values), pc.invert(pc.is_in(values, keys[target])))
-            for index in _listed(mask):
-                path, line = _where(table, index)
-                problems.append(
-                    Problem(
-                        path,
-                        line,
-                        1,
-                        model.table,
-                        keys[model.table][index].as_py(),
-                        name,
-                        f"'{values[index].as_py()}' is not a known {target} id",
-                    )
-                )
-    problems += _check_cycles(tables)
-    problems += _check_preferred(tables, "affiliations", "claim_key", keys)
-    problems += _check_preferred(tables, "person_names", "person_id", keys)
-    problems += _check_names(tables)
-    problems += _check_participations(tables)
-    return problems
-
-
-def _check_cycles(tables: dict[str, pa.Table]) -> list[Problem]:
-    # Organisations and events are a few tens of thousands even at a million
-    # statements: walking their parent links in Python costs little.
-    problems = []
-    for table_name, id_field, parent_field in PARENT_LINKS:
-        table = tables[table_name]
-        ids = table[id_field].to_pylist()
-        parent = dict(zip(ids, table[parent_field].to_pylist(), strict=True))
-        for index, start in enumerate(ids):
-            if loops_back(parent, start):
-                path, line = _where(table, index)
-                problems.append(
-                    Problem(path, line, 1, table_name, start, parent_field, loop_message(start))
-                )
-    return problems
-
-
-def _check_preferred(
-    tables: dict[str, pa.Table], table_name: str, group_field: str, keys: dict[str, Mask]
-) -> list[Problem]:
-    table = tables[table_name]
-    numbered = pa.table(
-        {
-            "group": table[group_field],
-            "preferred": pc.cast(table["preferred"], pa.int64()),
-            "row": pa.array(range(table.num_rows), pa.int64()),
-        }
-    )
-    groups = numbered.group_by("group", use_threads=False).aggregate(
-        [("preferred", "sum"), ("row", "min")]
-    )
-    bad = groups.filter(pc.not_equal(groups["preferred_sum"], 1))
-    if bad.num_rows == 0:
-        return []
-    chosen = numbered.filter(
-        pc.and_(pc.is_in(numbered["group"], bad["group"]), pc.equal(numbered["preferred"], 1))
-    )
-    by_group: dict[str, list[int]] = {}
-    for group, row in zip(chosen["group"].to_pylist(), chosen["row"].to_pylist(), strict=True):
-        by_group.setdefault(group, []).append(row)
-    problems = []
-    for group, total, first_row in zip(
-        bad["group"].to_pylist(),
-        bad["preferred_sum"].to_pylist(),
-        bad["row_min"].to_pylist(),
-        strict=True,
-    ):
-        rows = by_group.get(group, [])
-        culprits = rows[1:] if rows else [first_row]
-        for index in culprits:
-            if rows:
-                first_key = keys[table_name][rows[0]].as_py()
-                message = (
-                    f"{total} rows with {group_field} '{group}' are preferred "
-                    f"(first {first_key}); mark exactly one"
-                )
-            else:
-                message = f"no row with {group_field} '{group}' is preferred; mark exactly one"
-            path, line = _where(table, index)
-            problems.append(
-                Problem(
-                    path, line, 1, table_name, keys[table_name][index].as_py(), "preferred", message
-                )
-            )
-        if len(problems) >= MAX_LISTED:
-            break
-    return problems
-
-
-def _check_names(tables: dict[str, pa.Table]) -> list[Problem]:
-    names = tables["person_names"]
-    preferred = names.filter(pc.equal(names["preferred"], True)).select(["person_id", "name"])
-    people = tables["people"]
-    numbered = pa.table(
-        {
-            "person_id": people["person_id"],
-            "name": people["name"],
-            "row": pa.array(range(people.num_rows), pa.int64()),
-        }
-    )
-    joined = numbered.join(
-        preferred.rename_columns(["person_id", "preferred_name"]), "person_id", use_threads=False
-    )
-    joined = joined.filter(
-        pc.fill_null(pc.not_equal(joined["name"], joined["preferred_name"]), False)
-    )
-    problems = []
-    for item in joined.slice(0, MAX_LISTED).to_pylist():
-        path, line = _where(people, item["row"])
-        problems.append(
-            Problem(
-                path,
-                line,
-                1,
-                "people",
-                item["person_id"],
-                "name",
-                f"'{item['name']}' differs from the preferred spelling "
-                f"'{item['preferred_name']}' in person_names; make them equal",
-            )
-        )
-    return problems
-
-
-def _check_participations(tables: dict[str, pa.Table]) -> list[Problem]:
-    parts = tables["participations"]
-    numbered = pa.table(
-        {
-            "participation_id": parts["participation_id"],
-            "person_id": parts["person_id"],
-            "affiliation_id": parts["affiliation_id"],
-            "row": pa.array(range(parts.num_rows), pa.int64()),
-        }
-    )
-    affiliations = tables["affiliations"].select(["affiliation_id", "person_id"])
-    joined = numbered.join(
-        affiliations.rename_columns(["affiliation_id", "holder"]),
-        "affiliation_id",
-        use_threads=False,
-    )
-    joined = joined.filter(pc.not_equal(joined["person_id"], joined["holder"]))
-    problems = []
-    for item in joined.slice(0, MAX_LISTED).to_pylist():
-        path, line = _where(parts, item["row"])
-        problems.append(
-            Problem(
-                path,
-                line,
-                1,
-                "participations",
-                item["participation_id"],
-                "affiliation_id",
-                f"'{item['affiliation_id']}' belongs to '{item['holder']}', "
-                f"not '{item['person_id']}'",
-            )
-        )
-    return problems
+    return Tables(tables, [r for r in records.rows("sources") if isinstance(r, Source)])

@@ -25,7 +25,7 @@ from .package import (
     drifted_files,
     finish_interrupted_publish,
 )
-from .records import RecordsError
+from .problems import RecordsError
 from .site import settings as site_settings
 from .validate import validate_package
 
