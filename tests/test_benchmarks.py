@@ -237,7 +237,7 @@ def test_fastcheck_finds_every_seeded_error_frictionless_finds(
 ) -> None:
     _seed_package(fresh_build, tmp_path)
     descriptor = json.loads((tmp_path / "datapackage.json").read_text())
-    fast = {(f.resource, f.row, f.type) for f in fastcheck.check_package(tmp_path, descriptor)}
+    fast = {(f.table, f.row, f.kind) for f in fastcheck.check_package(tmp_path, descriptor)}
     slow = _frictionless_findings(tmp_path)
     seeded = {(resource, row, kind) for resource, row, _, _, kind in SEEDED}
     assert seeded <= slow

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import NoReturn
@@ -25,7 +26,7 @@ from .package import (
     drifted_files,
     finish_interrupted_publish,
 )
-from .problems import RecordsError
+from .problems import Problem, RecordsError
 from .site import settings as site_settings
 from .validate import validate_package
 
@@ -38,9 +39,9 @@ _root = click.option(
 )
 
 
-def _fail(problems: list[str], what: str) -> NoReturn:
+def _fail(problems: Sequence[Problem | str], what: str) -> NoReturn:
     for problem in problems:
-        click.echo(problem, err=True)
+        click.echo(str(problem), err=True)
     click.echo(f"{len(problems)} problem(s): {what}", err=True)
     sys.exit(1)
 
@@ -63,7 +64,7 @@ def cli() -> None:
     """Build, check and serve the ILO COOP 100 data package."""
 
 
-def _check_staged(staging: Path) -> list[str]:
+def _check_staged(staging: Path) -> list[Problem]:
     # frictionless costs a second of start-up even on this small package. The
     # columnar checks enforce the same Table Schema rules (tests/test_benchmarks.py)
     # and the descriptor is ours; `coop100 validate` and CI run frictionless on both.
@@ -100,7 +101,7 @@ def build(root: Path) -> None:
     try:
         paths = build_package(root / settings.RECORDS_DIR, root, check=_check_staged)
     except RecordsError as exc:
-        _fail([str(p) for p in exc.problems], "nothing was published; fix the records above")
+        _fail(exc.problems, "nothing was published; fix the records above")
     except PackageError as exc:
         _fail(exc.problems, "the built package is invalid; nothing was published")
     except BuildDirError as exc:
@@ -132,7 +133,7 @@ def validate(root: Path) -> None:
         coop100 validate
     """
     _check_root(root)
-    problems: list[str] = []
+    problems: list[Problem | str] = []
     try:
         if (root / settings.PUBLISH_JOURNAL).exists():
             with build_lock(root):
@@ -143,7 +144,7 @@ def validate(root: Path) -> None:
     try:
         problems += drifted_files(root / settings.RECORDS_DIR, root)
     except RecordsError as exc:
-        problems += [str(p) for p in exc.problems]
+        problems += exc.problems
     problems += validate_package(root)
     if problems:
         _fail(problems, "the package is not valid")

@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 
 from . import settings
 from .models import MODEL_BY_TABLE, MODELS, Source
+from .problems import Problem
 from .tables import table_schema
 
 CSV_OPTIONS = pacsv.WriteOptions(
@@ -141,7 +142,7 @@ def published_files(root: Path) -> list[str]:
 def build_package(
     records_dir: Path,
     root: Path,
-    check: Callable[[Path], list[str]] | None = None,
+    check: Callable[[Path], list[Problem]] | None = None,
 ) -> list[str]:
     """Validate the records and publish the package under root.
 
@@ -351,8 +352,8 @@ def prepare_build_dir(root: Path) -> None:
         )
 
 
-def drifted_files(records_dir: Path, root: Path) -> list[str]:
-    """Published files under root that differ from what records_dir builds, one line each.
+def drifted_files(records_dir: Path, root: Path) -> list[Problem]:
+    """Published files under root that differ from what records_dir builds.
 
     Raises:
         RecordsError: the records are invalid.
@@ -364,7 +365,11 @@ def drifted_files(records_dir: Path, root: Path) -> list[str]:
     with tempfile.TemporaryDirectory(prefix="coop100-drift-") as fresh:
         write_package_files(tables, Path(fresh), sources)
         return [
-            f"{rel}: differs from what records/ builds; run `coop100 build` and commit it"
+            Problem(
+                rel,
+                message="differs from what records/ builds",
+                hint="run `coop100 build` and commit it",
+            )
             for rel in published_files(root)
             if not (root / rel).is_file()
             or (root / rel).read_bytes() != (Path(fresh) / rel).read_bytes()
@@ -374,6 +379,6 @@ def drifted_files(records_dir: Path, root: Path) -> list[str]:
 class PackageError(Exception):
     """The built package failed validation; `problems` lists what is wrong."""
 
-    def __init__(self, problems: list[str]) -> None:
+    def __init__(self, problems: list[Problem]) -> None:
         self.problems = problems
-        super().__init__("\n".join(problems))
+        super().__init__("\n".join(map(str, problems)))
