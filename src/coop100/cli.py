@@ -9,23 +9,21 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import NoReturn
 
 import click
 
 from . import settings
-from .archive import ZIP_NAME, write_zip
-from .database import DatabaseError, write_database
+from .database import DatabaseError
 from .package import (
     BuildDirError,
     PackageError,
     build_lock,
-    build_package,
     drifted_files,
     finish_interrupted_publish,
 )
+from .pipeline import build as build_all
 from .problems import Problem, RecordsError
 from .site import settings as site_settings
 from .validate import validate_package
@@ -64,22 +62,6 @@ def cli() -> None:
     """Build, check and serve the ILO COOP 100 data package."""
 
 
-def _check_staged(staging: Path) -> list[Problem]:
-    # frictionless costs a second of start-up even on this small package. The
-    # columnar checks enforce the same Table Schema rules (tests/test_benchmarks.py)
-    # and the descriptor is ours; `coop100 validate` and CI run frictionless on both.
-    return validate_package(staging, engine="columnar", check_descriptor=False)
-
-
-def _write_database_and_zip(root: Path) -> tuple[Path, Path]:
-    # zlib and SQLite release the GIL, so the zip is written on the second core
-    # while the database loads: at 1M statements the build is ~10 s shorter.
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        zipped = pool.submit(write_zip, root / settings.DESCRIPTOR, root / "build" / ZIP_NAME)
-        db_path = write_database(root)
-        return db_path, zipped.result()
-
-
 @cli.command()
 @_root
 def build(root: Path) -> None:
@@ -98,24 +80,25 @@ def build(root: Path) -> None:
         coop100 build
     """
     _check_root(root)
+    published: list[str] = []
+
+    def report(line: str) -> None:
+        click.echo(line)
+        published.append(line)
+
     try:
-        paths = build_package(root / settings.RECORDS_DIR, root, check=_check_staged)
+        build_all(root, report=report)
     except RecordsError as exc:
         _fail(exc.problems, "nothing was published; fix the records above")
     except PackageError as exc:
         _fail(exc.problems, "the built package is invalid; nothing was published")
     except BuildDirError as exc:
         _fail(exc.problems, "nothing was published")
-    except OSError as exc:
-        _fail([_os_problem(exc)], "the build could not write its files")
-    click.echo(f"published {len(paths)} files under {root}")
-    try:
-        db_path, zip_path = _write_database_and_zip(root)
     except DatabaseError as exc:
         _fail([str(exc)], "the package was published but the database was not written")
     except OSError as exc:
-        _fail([_os_problem(exc)], "the database or zip could not be written")
-    click.echo(f"wrote {db_path} and {zip_path}")
+        what = "the database or zip could not be written" if published else None
+        _fail([_os_problem(exc)], what or "the build could not write its files")
 
 
 @cli.command()

@@ -12,6 +12,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, nullcontext
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
@@ -143,6 +144,7 @@ def build_package(
     records_dir: Path,
     root: Path,
     check: Callable[[Path], list[Problem]] | None = None,
+    timer: Callable[[str], AbstractContextManager[object]] = lambda name: nullcontext(),
 ) -> list[str]:
     """Validate the records and publish the package under root.
 
@@ -158,23 +160,27 @@ def build_package(
     """
     from .bulk import read_tables  # bulk imports records; keep package importable alone
 
-    read = read_tables(records_dir)
+    with timer("read and check records"):
+        read = read_tables(records_dir)
     tables, sources = read.tables, read.sources
     (root / "build").mkdir(parents=True, exist_ok=True)
     with build_lock(root):
         prepare_build_dir(root)
         staging = Path(tempfile.mkdtemp(prefix=settings.STAGING_PREFIX, dir=root / "build"))
         try:
-            write_package_files(tables, staging, sources)
+            with timer("write CSV, Parquet, schemas, datapackage.json"):
+                write_package_files(tables, staging, sources)
             del tables, read  # the check reads the files back: hold one copy, not two
             checkpoint("staged")
             if check is not None:
-                problems = check(staging)
+                with timer("check the staged package"):
+                    problems = check(staging)
                 if problems:
                     raise PackageError(problems)
             checkpoint("checked")
             paths = published_files(staging)
-            publish(staging, root, paths)
+            with timer("publish"):
+                publish(staging, root, paths)
             return paths
         finally:
             shutil.rmtree(staging, ignore_errors=True)

@@ -1,4 +1,10 @@
-"""Read records/*.yaml into validated models, reporting every problem with file:line:column."""
+"""Read records/*.yaml into validated models: the YAML reader of the records.
+
+Each record is validated by its model (models.py) as it is read, and every problem
+is reported at its `file:line:column`. The rules across records (integrity.py)
+run over the Arrow form of what was read; this reader places what they find at
+the record and field they name.
+"""
 
 from __future__ import annotations
 
