@@ -114,14 +114,22 @@ def calendar_bad(values: Mask, fmt: str = "%Y-%m-%d") -> Mask:
     return pc.if_else(pc.is_valid(values), bad, pa.scalar(None, pa.bool_()))
 
 
-def same(a: str, b: str) -> Callable[[pa.Table], Mask]:
-    """Rows whose fields a and b hold the same value."""
-    return lambda t: pc.fill_null(pc.equal(t[a], t[b]), False)
+def differ(a: str, b: str, message: str) -> RowCheck:
+    """The rule that fields a and b of a row do not hold the same value (named at a)."""
+    return RowCheck(
+        a,
+        lambda row: message if getattr(row, a) == getattr(row, b) else None,
+        lambda t: pc.fill_null(pc.equal(t[a], t[b]), False),
+    )
 
 
-def both_null(a: str, b: str) -> Callable[[pa.Table], Mask]:
-    """Rows where neither a nor b is given."""
-    return lambda t: pc.and_(pc.is_null(t[a]), pc.is_null(t[b]))
+def either(a: str, b: str, message: str) -> RowCheck:
+    """The rule that a row gives field a, field b or both (named at a)."""
+    return RowCheck(
+        a,
+        lambda row: message if getattr(row, a) is None and getattr(row, b) is None else None,
+        lambda t: pc.and_(pc.is_null(t[a]), pc.is_null(t[b])),
+    )
 
 
 def row_key(table: pa.Table, names: tuple[str, ...] | list[str]) -> Mask:

@@ -22,15 +22,15 @@ from .checks import (
     Check,
     Mask,
     RowCheck,
-    both_null,
     calendar_bad,
     char_class,
     code_points,
+    differ,
+    either,
     fullmatch_bad,
     matches,
     never,
     refuses,
-    same,
 )
 
 # -- limits ------------------------------------------------------------------
@@ -300,14 +300,8 @@ _ONLY_S1_HAS_PARAGRAPH = RowCheck(
 )
 
 
-def _own_parent(row: Any) -> str | None:
-    if row.parent_organisation_id == row.organisation_id:
-        return "an organisation cannot be its own parent"
-    return None
-
-
-_NOT_OWN_PARENT = RowCheck(
-    "parent_organisation_id", _own_parent, same("parent_organisation_id", "organisation_id")
+_NOT_OWN_PARENT = differ(
+    "parent_organisation_id", "organisation_id", "an organisation cannot be its own parent"
 )
 
 
@@ -332,25 +326,15 @@ def _role_dates_bad(t: pa.Table) -> Mask:
     return pc.fill_null(pc.less(end, cut), False)
 
 
-def _no_role(row: Any) -> str | None:
-    if row.role is None and row.organisation_id is None:
-        return "give a role, an organisation_id, or both"
-    return None
-
-
 _ROLE_DATES_IN_ORDER = RowCheck("end", _role_dates, _role_dates_bad)
-_ROLE_OR_ORGANISATION = RowCheck("role", _no_role, both_null("role", "organisation_id"))
+_ROLE_OR_ORGANISATION = either(
+    "role", "organisation_id", "give a role, an organisation_id, or both"
+)
 
 
 def _event_dates(row: Any) -> str | None:
     if row.end_date is not None and row.end_date < row.start_date:
         return f"{row.end_date} is before start_date {row.start_date}"
-    return None
-
-
-def _own_parent_event(row: Any) -> str | None:
-    if row.parent_event_id == row.event_id:
-        return "an event cannot be part of itself"
     return None
 
 
@@ -360,26 +344,12 @@ _EVENT_DATES_IN_ORDER = RowCheck(
     _event_dates,
     lambda t: pc.fill_null(pc.less(t["end_date"], t["start_date"]), False),
 )
-_NOT_OWN_PARENT_EVENT = RowCheck(
-    "parent_event_id", _own_parent_event, same("parent_event_id", "event_id")
+_NOT_OWN_PARENT_EVENT = differ("parent_event_id", "event_id", "an event cannot be part of itself")
+_HAS_SPEAKER = either(
+    "person_id", "organisation_id", "a statement needs a person_id or an organisation_id"
 )
-
-
-def _no_speaker(row: Any) -> str | None:
-    if row.person_id is None and row.organisation_id is None:
-        return "a statement needs a person_id or an organisation_id"
-    return None
-
-
-def _own_answer(row: Any) -> str | None:
-    if row.responds_to_statement_id == row.statement_id:
-        return "a statement cannot answer itself"
-    return None
-
-
-_HAS_SPEAKER = RowCheck("person_id", _no_speaker, both_null("person_id", "organisation_id"))
-_NOT_ITS_OWN_ANSWER = RowCheck(
-    "responds_to_statement_id", _own_answer, same("responds_to_statement_id", "statement_id")
+_NOT_ITS_OWN_ANSWER = differ(
+    "responds_to_statement_id", "statement_id", "a statement cannot answer itself"
 )
 
 # -- controlled vocabularies --------------------------------------------------

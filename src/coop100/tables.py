@@ -7,7 +7,7 @@ import enum
 import functools
 import types
 import typing
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +15,7 @@ import pyarrow as pa
 from annotated_types import Ge, Le, MaxLen
 from pydantic.fields import FieldInfo
 
-from .models import MODELS, Record, Sourced
+from .models import Record, Sourced
 
 TABLE_SCHEMA_PROFILE = "https://datapackage.org/profiles/2.0/tableschema.json"
 
@@ -185,8 +185,3 @@ def to_arrow(model: type[Record], rows: Iterable[Record]) -> pa.Table:
         for name, column in data.items():
             column.append(values[name])
     return pa.Table.from_pydict(data, schema=schema)
-
-
-def build_tables(tables: dict[str, Sequence[Record]]) -> dict[str, pa.Table]:
-    """Arrow tables for every published table, in publication order."""
-    return {m.table: to_arrow(m, tables.get(m.table, ())) for m in MODELS}
