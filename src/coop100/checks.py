@@ -111,6 +111,8 @@ def calendar_bad(values: Mask, fmt: str = "%Y-%m-%d") -> Mask:
     # strptime rolls 30 February over to 1 March: a real day prints back as itself.
     parsed = pc.strptime(values, format=fmt, unit="s", error_is_null=True)
     bad = pc.fill_null(pc.not_equal(pc.strftime(parsed, format=fmt), values), True)
+    # Arrow knows a year 0; Python's dates (and so the models and frictionless) begin at 1.
+    bad = pc.or_(bad, pc.starts_with(values, "0000"))
     return pc.if_else(pc.is_valid(values), bad, pa.scalar(None, pa.bool_()))
 
 
