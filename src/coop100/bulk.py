@@ -33,7 +33,7 @@ from .integrity import check_tables, place
 from .models import MODEL_BY_TABLE, MODELS, Record, Source
 from .problems import Problem, RecordsError
 from .records import Records, _Mapping, _model_problems, _show, read_records
-from .tables import _metadata, arrow_schema, columns, to_arrow
+from .tables import arrow_schema, columns, field_metadata, to_arrow
 
 BULK_DIR = "bulk"
 BULK_SUFFIX = ".jsonl"
@@ -74,7 +74,7 @@ def row_problems(table: pa.Table, model: type[Record]) -> list[tuple[str, Mask]]
             checks.append(("is not allowed", pc.invert(pc.is_in(values, pa.array(column.enum)))))
         if column.max_length is not None:
             checks.append(("is too long", pc.greater(pc.utf8_length(values), column.max_length)))
-        for meta in _metadata(info, info.annotation):
+        for meta in field_metadata(info, info.annotation):
             if isinstance(meta, Check):
                 checks.append((meta.description, meta.arrow(values)))
             elif getattr(meta, "pattern", None):

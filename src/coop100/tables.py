@@ -58,11 +58,12 @@ _TYPES: dict[type, tuple[str, pa.DataType]] = {
 
 
 def _max_length(info: FieldInfo, annotation: Any) -> int | None:
-    found = [m.max_length for m in _metadata(info, annotation) if isinstance(m, MaxLen)]
+    found = [m.max_length for m in field_metadata(info, annotation) if isinstance(m, MaxLen)]
     return min(found) if found else None
 
 
-def _metadata(info: FieldInfo, annotation: Any) -> list[Any]:
+def field_metadata(info: FieldInfo, annotation: Any) -> list[Any]:
+    """Every constraint and Check on a field, however deep in its Annotated types."""
     found = list(info.metadata)
     inner = annotation
     if typing.get_origin(inner) in (typing.Union, types.UnionType):
@@ -76,7 +77,7 @@ def _metadata(info: FieldInfo, annotation: Any) -> list[Any]:
 
 
 def _bound(info: FieldInfo, annotation: Any, kind: type, attr: str) -> int | None:
-    values = [getattr(m, attr) for m in _metadata(info, annotation) if isinstance(m, kind)]
+    values = [getattr(m, attr) for m in field_metadata(info, annotation) if isinstance(m, kind)]
     return values[0] if values else None
 
 
