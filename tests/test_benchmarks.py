@@ -138,13 +138,13 @@ def _seed_bulk(archive: Path, tmp_path: Path, table: str, edit: Any) -> Path:
         (
             "statements",
             lambda rows: rows[4].update(statement_id=rows[3]["statement_id"]),
-            "records/bulk/statements.jsonl:5:1: statements '{}' field 'statement_id': "
+            "records/bulk/statements.jsonl:5:2: statements '{}' field 'statement_id': "
             "duplicate id (first at records/bulk/statements.jsonl:4)",
         ),
         (
             "statements",
             lambda rows: rows[2].update(person_id="nobody"),
-            "records/bulk/statements.jsonl:3:1: statements '{}' field 'person_id': "
+            "records/bulk/statements.jsonl:3:56: statements '{}' field 'person_id': "
             "'nobody' is not a known people id",
         ),
         (

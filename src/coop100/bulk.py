@@ -17,6 +17,7 @@ rows together, and this reader places what they find at `file:line`.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from dataclasses import field as _field
 from pathlib import Path
@@ -256,15 +257,41 @@ class Places:
 
     records: Records
     bulk: dict[str, BulkTable] = _field(default_factory=dict)
+    paths: dict[str, Path] = _field(default_factory=dict)
     shown: dict[str, str] = _field(default_factory=dict)
+    # (table, line) -> the text of that line, for the lines a problem names
+    texts: dict[tuple[str, int], str] = _field(default_factory=dict)
 
-    def where(self, table: str, row: int, name: str) -> tuple[str, int, int]:
+    def line(self, table: str, row: int) -> int | None:
+        """The line of a bulk file a row came from (None: a YAML row)."""
         yaml_rows = len(self.records.tables[table])
         if row < yaml_rows:
-            return self.records.where(table, row, name)
+            return None
         lines = self.bulk[table].lines
-        line = lines[row - yaml_rows] if lines is not None else row - yaml_rows + 1
-        return self.shown[table], line, 1
+        return lines[row - yaml_rows] if lines is not None else row - yaml_rows + 1
+
+    def read_lines(self, problems: list[Problem]) -> None:
+        """Keep the text of each bulk line a problem names, reading each file at most once."""
+        wanted: dict[str, set[int]] = {}
+        for problem in problems:
+            line = self.line(problem.table, problem.row)
+            if line is not None:
+                wanted.setdefault(problem.table, set()).add(line)
+        for table, lines in wanted.items():
+            last = max(lines)
+            with self.paths[table].open(encoding="utf-8", errors="replace") as handle:
+                for number, text in enumerate(handle, start=1):
+                    if number in lines:
+                        self.texts[table, number] = text
+                    if number >= last:
+                        break
+
+    def where(self, table: str, row: int, name: str) -> tuple[str, int, int]:
+        line = self.line(table, row)
+        if line is None:
+            return self.records.where(table, row, name)
+        key = re.search(rf'"{re.escape(name)}"\s*:', self.texts.get((table, line), ""))
+        return self.shown[table], line, key.start() + 1 if name and key else 1
 
 
 def read_tables(records_dir: Path) -> Tables:
@@ -296,8 +323,10 @@ def read_tables(records_dir: Path) -> Tables:
             failed.rows[table] += bulk.failed or []
         if bulk.table is not None:
             tables[table] = pa.concat_tables([tables[table], bulk.table])
-            places.bulk[table], places.shown[table] = bulk, shown
-    problems += place(check_tables(tables, failed), tables, places.where)
+            places.bulk[table], places.paths[table], places.shown[table] = bulk, path, shown
+    found = check_tables(tables, failed)
+    places.read_lines(found)
+    problems += place(found, tables, places.where)
     if problems:
         raise RecordsError(problems)
     return Tables(tables, [r for r in records.rows("sources") if isinstance(r, Source)])
