@@ -62,7 +62,11 @@ bench-errors: $(STAMP) ## Flood the served site with bad requests and time the l
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python benchmarks/errors_load.py --out benchmarks/results
 
-test: $(STAMP) $(AXE_CORE) ## Lint, typecheck and run the whole test suite
+test: $(STAMP) $(AXE_CORE) ## Lint, typecheck and run the test suite but the slow benchmark runs (under a minute)
+	$(MAKE) lint typecheck
+	$(BIN)/pytest -m "not slow"
+
+test-all: $(STAMP) $(AXE_CORE) ## What CI runs: lint, typecheck and the whole test suite, benchmark runs included
 	$(MAKE) lint typecheck
 	$(BIN)/pytest
 
@@ -87,3 +91,4 @@ upgrade: ## Re-resolve the newest allowed dependencies and rewrite constraints.t
 	rm -rf .venv-upgrade
 
 .PHONY: help install lint format typecheck build validate serve serve-replicas bench-replicas bench-serve bench-errors bench-diff test bench upgrade bad-records data-diff
+.PHONY: help install lint format typecheck build validate serve bench-serve test test-all bench upgrade bad-records

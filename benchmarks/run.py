@@ -1,7 +1,8 @@
 """Benchmark the pipeline at several archive sizes against its baselines, in one run.
 
-For each size: a synthetic archive (synth.py), then each stage in a child
-process (wall time and the child's peak RSS so far), the whole `coop100 build`
+For each size: a synthetic archive (synth.py), then each step of the build in a
+child process (coop100.pipeline.build with a timer: wall time and the child's peak
+RSS so far), then the package validated, the whole `coop100 build`
 and `coop100 validate`, the floor (pyarrow writing the same tables and nothing
 else) and the naive pipeline (`sqlite-utils insert` of the CSVs, the plain
 `frictionless validate`). Writes benchmarks/results/results.json and
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import compileall
+import contextlib
 import json
 import os
 import platform
@@ -24,6 +26,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -94,116 +97,47 @@ def _peak_mb() -> float:
 
 
 def stages(root: Path) -> dict[str, Any]:
-    """Time each stage of the pipeline on root's records, in this process."""
-    import pyarrow as pa
+    """Time each step of the build (coop100.pipeline.build) on root's records, in this process."""
     import pyarrow.csv as pacsv
-    import pyarrow.json as pajson
     import pyarrow.parquet as pq
 
-    from coop100 import bulk, package, settings, validate
-    from coop100.archive import write_zip
-    from coop100.database import load_database
-    from coop100.documents import write_documents
-    from coop100.models import MODEL_BY_TABLE, MODELS, Source
-    from coop100.records import load_records
-    from coop100.release import read_releases
-    from coop100.tables import table_schema
+    from coop100 import settings, validate
+    from coop100.pipeline import build
 
     out: dict[str, Any] = {}
 
-    def mark(name: str, start: float, **extra: Any) -> None:
+    @contextlib.contextmanager
+    def timer(name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        yield
         out[name] = {"seconds": round(time.perf_counter() - start, 3), "peak_mb": _peak_mb()}
-        out[name] |= extra
 
-    records_dir = root / "records"
-    files = bulk.bulk_files(records_dir)
-    releases = read_releases(records_dir)
-    start = time.perf_counter()
-    records = load_records(records_dir, cross_check=False)
-    raw = {
-        t: pajson.read_json(
-            p,
-            read_options=pajson.ReadOptions(block_size=bulk.BLOCK_SIZE),
-            parse_options=pajson.ParseOptions(
-                explicit_schema=bulk.json_schema(MODEL_BY_TABLE[t]),
-                unexpected_field_behavior="error",
-            ),
-        )
-        for t, p in files.items()
-    }
-    mark("read records", start, rows=sum(t.num_rows for t in raw.values()))
+    build(root, timer=timer)
 
-    start = time.perf_counter()
-    published = {}
-    for table, data in raw.items():
-        model = MODEL_BY_TABLE[table]
-        checks = bulk.row_problems(data, model)
-        bad = bulk._any([m for _, m in checks], data.num_rows)
-        assert not bad.to_numpy(zero_copy_only=False).any(), table
-        published[table] = bulk._published(data, model)
-    del raw
-    mark("validate models (rows)", start)
-
-    start = time.perf_counter()
-    tables = {}
-    for model in MODELS:
-        parts = [bulk.located_yaml(model, records.tables[model.table])]
-        if model.table in published:
-            parts.append(bulk.located_bulk(published.pop(model.table), "bulk"))
-        tables[model.table] = pa.concat_tables(parts)
-    mark("build Arrow tables", start)
-
-    start = time.perf_counter()
-    problems = bulk.check_tables(tables)
-    assert not problems, problems[:3]
-    tables = {n: t.drop_columns(["_path", "_line"]) for n, t in tables.items()}
-    mark("validate models (keys, references)", start)
-
-    out_dir = root / "stages"  # outside build/: coop100 build owns that folder
-    shutil.rmtree(out_dir, ignore_errors=True)
-    for sub in (settings.CSV_DIR, settings.PARQUET_DIR, settings.SCHEMAS_DIR):
-        (out_dir / sub).mkdir(parents=True)
-    start = time.perf_counter()
-    for name, table in tables.items():
-        package.write_csv(table, out_dir / settings.CSV_DIR / f"{name}.csv")
-    mark("write CSV", start)
-    start = time.perf_counter()
-    for name, table in tables.items():
-        schema = table_schema(MODEL_BY_TABLE[name])
-        (out_dir / settings.SCHEMAS_DIR / f"{name}.json").write_text(json.dumps(schema))
-        path = out_dir / settings.PARQUET_DIR / f"{name}.parquet"
-        package.write_parquet(table, path, schema, releases[0].version)
-    mark("write Parquet", start)
-    start = time.perf_counter()
-    sources = [r for r in records.rows("sources") if isinstance(r, Source)]
-    write_documents(out_dir, tables, releases)
-    descriptor = package.descriptor(out_dir, sources, releases[0])
-    (out_dir / settings.DESCRIPTOR).write_text(json.dumps(descriptor, indent=2))
-    mark("write datapackage.json (checksums)", start)
-
-    floor_dir = root / "floor"
+    # The floor: pyarrow writing the same tables, with none of our work around it.
+    floor_dir = root / "floor"  # outside build/: coop100 build owns that folder
     shutil.rmtree(floor_dir, ignore_errors=True)
     floor_dir.mkdir(parents=True)
-    start = time.perf_counter()
-    for name, table in tables.items():
-        pacsv.write_csv(table, floor_dir / f"{name}.csv")
-        pq.write_table(
-            table, floor_dir / f"{name}.parquet", compression="zstd", compression_level=9
-        )
-    mark("floor: pyarrow write CSV + Parquet", start)
+    tables = {
+        path.stem: pq.ParquetFile(path).read()
+        for path in sorted((root / settings.PARQUET_DIR).glob("*.parquet"))
+    }
+    with timer("floor: pyarrow write CSV + Parquet"):
+        for name, table in tables.items():
+            pacsv.write_csv(table, floor_dir / f"{name}.csv")
+            pq.write_table(
+                table, floor_dir / f"{name}.parquet", compression="zstd", compression_level=9
+            )
     shutil.rmtree(floor_dir)
     del tables
 
     start = time.perf_counter()
-    load_database(out_dir, root / "stages.db")
-    mark("load SQLite (keys, indexes, FTS)", start)
-    start = time.perf_counter()
-    write_zip(out_dir / settings.DESCRIPTOR, root / "stages.zip")
-    mark("write zip", start)
-
-    start = time.perf_counter()
-    problems = validate.validate_package(out_dir, engine="columnar")
-    mark("validate package", start, problems=len(problems))
+    problems = validate.validate_package(root, engine="columnar")
+    out["validate package"] = {
+        "seconds": round(time.perf_counter() - start, 3),
+        "peak_mb": _peak_mb(),
+        "problems": len(problems),
+    }
     return out
 
 

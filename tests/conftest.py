@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from coop100.package import build_package
+from coop100.pipeline import build
 from coop100.records import Records, load_records
 
 # Fixtures of the database and the served site live in their own module.
@@ -24,8 +24,8 @@ def records() -> Records:
 
 @pytest.fixture(scope="session")
 def fresh_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A project folder holding a copy of records/ and a package built from it."""
+    """A project folder holding a copy of records/ and what `coop100 build` builds from it."""
     root = tmp_path_factory.mktemp("fresh")
     shutil.copytree(RECORDS, root / "records")
-    build_package(root / "records", root)
+    build(root)
     return root

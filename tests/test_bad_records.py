@@ -11,7 +11,9 @@ errors with `make bad-records` and review the diff.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -120,3 +122,82 @@ def test_validate_reports_the_same_errors(name: str, fresh_build: Path, tmp_path
     expected = data["errors"]
     assert lines == [*expected, f"{len(expected)} problem(s): the package is not valid"]
     assert exit_code == 1
+
+
+# -- the same cases as JSON Lines -------------------------------------------------------
+
+# Cases with no JSON Lines form, and why: what they break is YAML's own (its bytes,
+# syntax or layout), or a file that stays YAML (sources feed datapackage.json).
+YAML_ONLY = {
+    "bom": "a byte-order mark at the start of a YAML file",
+    "tab": "a tab in YAML indentation",
+    "duplicate-key": "a key repeated in a YAML mapping (JSON Lines rows are read by pyarrow)",
+    "yaml-syntax": "YAML syntax",
+    "not-utf8": "the encoding of a YAML file",
+    "control-character-raw": "a raw control character, which the YAML reader refuses",
+    "empty-file": "a YAML file with nothing in it",
+    "comments-only": "a YAML file holding only comments",
+    "not-a-mapping": "the top level of a YAML file",
+    "record-not-a-mapping": "a YAML list item that is not a mapping",
+    "unknown-top-level-key": "a table name inside a YAML file",
+    "record-in-wrong-file": "which YAML file holds which table",
+    "missing-file": "a YAML records file missing",
+    "unknown-file": "a file in records/ that is not a records file",
+    "bad-date": "sources, which stay YAML",
+    "bad-url": "sources, which stay YAML",
+    "impossible-date": "sources, which stay YAML",
+    "dangling-sources-publisher-organisation-id": "sources, which stay YAML",
+}
+
+
+# Cases whose JSON Lines form names the same record and field in other words, and why.
+BULK_WORDING = {
+    "blank-statement": "pyarrow reads a JSON null and a missing key alike: 'is required'",
+}
+
+
+def _move_to_bulk(records: Path, name: str) -> bool:
+    """Move the tables of records/<name> to records/bulk/<table>.jsonl; False if it cannot."""
+    from coop100.bulk import BULK_TABLES
+    from coop100.records import _read_yaml
+
+    data, problems = _read_yaml(records / name, name)
+    if problems or not isinstance(data, dict) or not set(data) <= set(BULK_TABLES):
+        return False
+    (records / "bulk").mkdir(exist_ok=True)
+    for table, rows in data.items():
+        lines = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+        (records / "bulk" / f"{table}.jsonl").write_text(lines, encoding="utf-8")
+    (records / name).write_text("".join(f"{table}: []\n" for table in data), encoding="utf-8")
+    return True
+
+
+def _unplaced(line: str) -> str:
+    """A problem line without its file:line:column, nor the one it points at."""
+    line = re.sub(r"\(first at records/[^:]+:\d+\)", "(first at …)", line)
+    return re.sub(r"^records/[^:]+(?::\d+:\d+)?: ", "", line)
+
+
+@pytest.mark.parametrize(
+    "case", [c for c in CASES if c.stem not in YAML_ONLY], ids=lambda p: p.stem
+)
+def test_bulk_reports_the_same_errors_as_yaml(case: Path, tmp_path: Path) -> None:
+    data = _load(case)
+    shutil.copytree(RECORDS, tmp_path / "records")
+    apply_case(data, tmp_path / "records")
+    assert _move_to_bulk(tmp_path / "records", data["file"]), "list it in YAML_ONLY, saying why"
+    exit_code, lines = _run("build", tmp_path)
+    assert exit_code == 1
+    found, expected = sorted(map(_unplaced, lines[:-1])), sorted(map(_unplaced, data["errors"]))
+    if case.stem in BULK_WORDING:
+        found, expected = [f.split(": ")[0] for f in found], [e.split(": ")[0] for e in expected]
+    assert found == expected
+
+
+@pytest.mark.parametrize("name", sorted(VALIDATE_SAMPLE))
+def test_an_empty_bulk_folder_changes_no_message(name: str, tmp_path: Path) -> None:
+    data = _load(CASES_DIR / f"{name}.yaml")
+    shutil.copytree(RECORDS, tmp_path / "records")
+    (tmp_path / "records" / "bulk").mkdir()
+    apply_case(data, tmp_path / "records")
+    assert _run("build", tmp_path)[1][:-1] == data["errors"]

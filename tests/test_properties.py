@@ -17,10 +17,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from coop100 import settings as coop_settings
-from coop100.database import DB_NAME, load_database
 from coop100.models import MAX_NAME, MODEL_BY_TABLE
-from coop100.package import build_package
-from coop100.records import RecordsError, load_records
+from coop100.pipeline import build
+from coop100.problems import RecordsError
+from coop100.records import load_records
 from coop100.tables import arrow_schema, columns
 from coop100.validate import read_csv, validate_package
 
@@ -139,10 +139,8 @@ def test_valid_records_publish_a_valid_lossless_package(
     root = tmp_path_factory.mktemp("generated")
     _write_records(root, extra)
     records = load_records(root / "records")
-    build_package(root / "records", root)
+    db_path = build(root).database  # the real loader, from the published package only
     assert validate_package(root) == []  # frictionless VALID, checksums, CSV == Parquet
-    db_path = root / "build" / DB_NAME
-    load_database(root, db_path)  # the real loader, from the published package only
     for table in GENERATED_TABLES:
         names = [c.name for c in columns(MODEL_BY_TABLE[table])]
         expected = [{n: getattr(r, n) for n in names} for r in records.rows(table)]

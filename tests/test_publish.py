@@ -22,6 +22,7 @@ from coop100.archive import ZIP_NAME
 from coop100.cli import cli
 from coop100.database import DB_NAME
 from coop100.package import PackageError, build_lock, build_package, published_files
+from coop100.pipeline import build
 
 from .conftest import RECORDS
 from .site_fixtures import free_port
@@ -64,7 +65,7 @@ def new_package(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     root = tmp_path_factory.mktemp("new")
     shutil.copytree(RECORDS, root / "records")
     _edit_records(root)
-    build_package(root / "records", root)
+    build(root)
     return _digests(root)
 
 

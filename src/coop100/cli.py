@@ -11,24 +11,22 @@ import os
 import sys
 import tempfile
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import NoReturn
 
 import click
 
 from . import report, settings
-from .archive import ZIP_NAME, write_zip
-from .database import DatabaseError, write_database
+from .database import DatabaseError
 from .package import (
     BuildDirError,
     PackageError,
     build_lock,
-    build_package,
     drifted_files,
     finish_interrupted_publish,
 )
-from .records import Problem, RecordsError
+from .pipeline import build as build_all
+from .problems import Problem, RecordsError
 from .release import TAG_PREFIX as TAG
 from .site import settings as site_settings
 from .validate import check_checksums, validate_package
@@ -85,41 +83,28 @@ def cli() -> None:
     """Build, check and serve the ILO COOP 100 data package."""
 
 
-def _check_staged(staging: Path) -> list[str]:
-    # frictionless costs a second of start-up even on this small package. The
-    # columnar checks enforce the same Table Schema rules (tests/test_benchmarks.py)
-    # and the descriptor is ours; `coop100 validate` and CI run frictionless on both.
-    return validate_package(staging, engine="columnar", check_descriptor=False)
-
-
-def _write_database_and_zip(root: Path) -> tuple[Path, Path]:
-    # zlib and SQLite release the GIL, so the zip is written on the second core
-    # while the database loads: at 1M statements the build is ~10 s shorter.
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        zipped = pool.submit(write_zip, root / settings.DESCRIPTOR, root / "build" / ZIP_NAME)
-        db_path = write_database(root)
-        return db_path, zipped.result()
-
-
 def _build(root: Path) -> None:
+    published: list[str] = []
+
+    def progress(line: str) -> None:
+        published.append(line)
+        if len(published) == 1:  # "published N files": the last line is the outcome below
+            _say(line)
+
     try:
-        paths = build_package(root / settings.RECORDS_DIR, root, check=_check_staged)
+        built = build_all(root, report=progress)
     except RecordsError as exc:
         _fail(exc.problems, "nothing was published; fix the records above")
     except PackageError as exc:
         _fail(exc.problems, "the built package is invalid; nothing was published")
     except BuildDirError as exc:
         _fail(exc.problems, "nothing was published")
-    except OSError as exc:
-        _fail([_os_problem(exc)], "the build could not write its files")
-    _say(f"published {len(paths)} files under {root}")
-    try:
-        db_path, zip_path = _write_database_and_zip(root)
     except DatabaseError as exc:
         _fail([str(exc)], "the package was published but the database was not written")
     except OSError as exc:
-        _fail([_os_problem(exc)], "the database or zip could not be written")
-    _report([], f"wrote {db_path} and {zip_path}")
+        what = "the database or zip could not be written" if published else None
+        _fail([_os_problem(exc)], what or "the build could not write its files")
+    _report([], f"wrote {built.database} and {built.zip}")
 
 
 @cli.command()

@@ -19,7 +19,7 @@ import pyarrow.csv as pacsv
 import sqlite_utils
 
 from coop100.facets import LARGE_GROUP_ROWS, FacetCounter
-from coop100.site.settings import SORT, column_facets
+from coop100.settings import SORT, column_facets
 
 DB_NAME = "coop100.db"
 DESCRIPTOR = "datapackage.json"

@@ -27,9 +27,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from coop100.site.settings import FACET_COUNTS_TABLE as COUNTS_TABLE
-from coop100.site.settings import FACET_GROUPS_TABLE as GROUPS_TABLE
-from coop100.site.settings import MAX_RETURNED_ROWS
+from coop100.settings import FACET_COUNTS_TABLE as COUNTS_TABLE
+from coop100.settings import FACET_GROUPS_TABLE as GROUPS_TABLE
+from coop100.settings import MAX_RETURNED_ROWS
 
 # A facet value held by at least this many rows gets the other facets of its
 # page stored too; a smaller group is counted live in a few milliseconds.

@@ -16,13 +16,15 @@ each holds the same rows as its CSV, so the CSV checks cover both.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
+
+from .checks import calendar_bad, repeated_keys, row_key
+from .problems import Problem
 
 # frictionless's defaults for a boolean field
 TRUE_VALUES = ("true", "True", "TRUE", "1")
@@ -32,25 +34,6 @@ MAX_LISTED = 1000
 
 _INTEGER = r"^[+-]?[0-9]+$"
 _TIME = r"^([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]$"
-
-
-@dataclass(frozen=True, order=True)
-class Finding:
-    """One problem at frictionless's location, with frictionless's error type."""
-
-    resource: str
-    row: int
-    field: str
-    type: str
-    message: str
-
-    def __str__(self) -> str:
-        where = self.resource
-        if self.row:
-            where += f" row {self.row}"
-        if self.field:
-            where += f" field '{self.field}'"
-        return f"{where}: {self.message}"
 
 
 def _read_text(path: Path, names: list[str]) -> pa.Table:
@@ -68,11 +51,6 @@ def _read_text(path: Path, names: list[str]) -> pa.Table:
     )
 
 
-def _calendar_bad(values: Any) -> Any:
-    parsed = pc.strptime(values, format="%Y-%m-%d", unit="s", error_is_null=True)
-    return pc.fill_null(pc.not_equal(pc.strftime(parsed, format="%Y-%m-%d"), values), True)
-
-
 def _type_bad(values: Any, ftype: str) -> tuple[Any, Any]:
     """Rows whose cell does not parse as ftype (None: any text does), and the parsed column."""
     if ftype == "integer":
@@ -83,7 +61,7 @@ def _type_bad(values: Any, ftype: str) -> tuple[Any, Any]:
         known = pa.array(TRUE_VALUES + FALSE_VALUES)
         return pc.invert(pc.is_in(values, known)), values
     if ftype == "date":
-        return _calendar_bad(values), values
+        return calendar_bad(values), values
     if ftype == "time":
         return pc.invert(pc.match_substring_regex(values, _TIME)), values
     return None, values  # string: any text
@@ -91,28 +69,33 @@ def _type_bad(values: Any, ftype: str) -> tuple[Any, Any]:
 
 def _findings(
     resource: str, mask: Any, values: Any, field: str, kind: str, what: str
-) -> list[Finding]:
+) -> list[Problem]:
     indices = pc.indices_nonzero(pc.fill_null(mask, False)).to_pylist()
     listed = [
-        Finding(resource, i + 2, field, kind, f"{kind}: {values[i].as_py()!r} {what}")
+        Problem(
+            table=resource,
+            row=i + 2,
+            field=field,
+            kind=kind,
+            message=f"{kind}: {values[i].as_py()!r} {what}",
+        )
         for i in indices[:MAX_LISTED]
     ]
     if len(indices) > MAX_LISTED:
         listed.append(
-            Finding(resource, 0, field, kind, f"{len(indices) - MAX_LISTED} more {kind} not listed")
+            Problem(
+                table=resource,
+                field=field,
+                kind=kind,
+                message=f"{len(indices) - MAX_LISTED} more {kind} not listed",
+            )
         )
     return listed
 
 
-def _key(table: pa.Table, names: list[str]) -> Any:
-    if len(names) == 1:
-        return table[names[0]]
-    return pc.binary_join_element_wise(*[table[n] for n in names], "/")
-
-
-def check_resource(resource: str, table: pa.Table, schema: dict[str, Any]) -> list[Finding]:
+def check_resource(resource: str, table: pa.Table, schema: dict[str, Any]) -> list[Problem]:
     """The row checks of a Table Schema over a table of text cells, foreign keys aside."""
-    found: list[Finding] = []
+    found: list[Problem] = []
     for spec in schema["fields"]:
         name, ftype = spec["name"], spec.get("type", "string")
         values = table[name]
@@ -155,28 +138,19 @@ def check_resource(resource: str, table: pa.Table, schema: dict[str, Any]) -> li
             )
     key_names = schema.get("primaryKey", [])
     if key_names:
-        key = _key(table, key_names)
-        numbered = pa.table({"key": key, "row": pa.array(range(table.num_rows), pa.int64())})
-        groups = numbered.group_by("key", use_threads=False).aggregate(
-            [("row", "min"), ("row", "count")]
+        key = row_key(table, key_names)
+        later, _ = repeated_keys(key)
+        found += _findings(
+            resource, later, key, ",".join(key_names), "primary-key", "is a duplicate key"
         )
-        repeated = groups.filter(pc.greater(groups["row_count"], 1))
-        if repeated.num_rows:
-            later = pc.and_(
-                pc.is_in(key, repeated["key"]),
-                pc.invert(pc.is_in(numbered["row"], repeated["row_min"])),
-            )
-            found += _findings(
-                resource, later, key, ",".join(key_names), "primary-key", "is a duplicate key"
-            )
     return found
 
 
 def check_foreign_keys(
     resource: str, table: pa.Table, schema: dict[str, Any], tables: dict[str, pa.Table]
-) -> list[Finding]:
+) -> list[Problem]:
     """The foreignKeys of a Table Schema, against the other tables of the package."""
-    found: list[Finding] = []
+    found: list[Problem] = []
     for fk in schema.get("foreignKeys", []):
         (name,) = fk["fields"]
         target = fk["reference"]["resource"] or resource
@@ -194,17 +168,19 @@ def check_foreign_keys(
 
 def check_package(
     root: Path, descriptor: dict[str, Any], check_descriptor: bool = True
-) -> list[Finding]:
+) -> list[Problem]:
     """Every row problem in the CSV resources of the package under root.
 
     With check_descriptor, frictionless also validates datapackage.json itself.
     """
-    found: list[Finding] = []
+    found: list[Problem] = []
     if check_descriptor:
         from frictionless import Package  # slow to import; only the descriptor needs it
 
         report = Package.validate_descriptor(str(root / "datapackage.json"))
-        found += [Finding("datapackage.json", 0, "", e.type, e.message) for e in report.errors]
+        found += [
+            Problem("datapackage.json", kind=e.type, message=e.message) for e in report.errors
+        ]
     resources = [r for r in descriptor.get("resources", []) if r.get("format") == "csv"]
     schemas: dict[str, dict[str, Any]] = {}
     tables: dict[str, pa.Table] = {}
@@ -219,13 +195,13 @@ def check_package(
         try:
             header = path.open(encoding="utf-8").readline().rstrip("\r\n").split(",")
             if header != names:
-                found.append(
-                    Finding(name, 1, "", "incorrect-label", f"header {header} is not {names}")
-                )
+                message = f"header {header} is not {names}"
+                found.append(Problem(table=name, row=1, kind="incorrect-label", message=message))
                 continue
             table = _read_text(path, names)
         except (OSError, UnicodeDecodeError, pa.ArrowInvalid) as exc:
-            found.append(Finding(name, 0, "", "source-error", f"cannot be read: {exc}"))
+            message = f"cannot be read: {exc}"
+            found.append(Problem(table=name, kind="source-error", message=message))
             continue
         found += check_resource(name, table, schema)
         # Foreign keys need only key columns: drop the rest (the text) straight away.

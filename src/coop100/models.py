@@ -6,21 +6,31 @@ Table Schemas, datapackage.json, the Parquet field metadata and Datasette.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from datetime import date, time
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    StrictBool,
-    StrictInt,
-    model_validator,
+import pyarrow as pa
+import pyarrow.compute as pc
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_validator
+
+from .checks import (
+    PY_SPACE,
+    Check,
+    Mask,
+    RowCheck,
+    calendar_bad,
+    char_class,
+    code_points,
+    differ,
+    either,
+    fullmatch_bad,
+    matches,
+    never,
+    refuses,
 )
 
 # -- limits ------------------------------------------------------------------
@@ -46,12 +56,26 @@ COUNTRY_CODES = frozenset(
 )
 
 # -- value types -------------------------------------------------------------
+#
+# Each rule on a value is a Check: its Python form (run by Pydantic on every YAML
+# record) and its Arrow form (run by bulk.py over whole columns) side by side.
 
-_SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*\Z")
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-_PARTIAL_DATE = re.compile(r"^\d{4}(?:-\d{2}(?:-\d{2})?)?\Z")
-_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}\Z")
-_TIME = re.compile(r"^\d{2}:\d{2}\Z")
+# Patterns are matched whole: re.fullmatch in Python, checks.fullmatch_bad in Arrow.
+_SLUG = r"[a-z0-9]+(?:-[a-z0-9]+)*"
+_FORMULA_START = "=+-@\t\r"
+# Characters that Unicode compatibility (NFKC) folds into a formula start: their
+# full-width, small, superscript and subscript forms. A test proves the list whole.
+FORMULA_LOOKALIKES = (
+    "\u207a\u207c\u208a\u208c\ufb29\ufe62\ufe63\ufe66\ufe6b\uff0b\uff0d\uff1d\uff20"
+)
+# Quotes a spreadsheet or a tool may strip before it reads a cell as a formula.
+_FORMULA_QUOTES = "'\""
+_PARTIAL_DATE = r"\d{4}(?:-\d{2}(?:-\d{2})?)?"
+_ISO_DATE = r"\d{4}-\d{2}-\d{2}"
+_TIME = r"\d{2}:\d{2}"
+_COUNTRY = r"[A-Z]{2}"
+_URL = r"https?://[A-Za-z0-9.-]+\.[A-Za-z]{2,}(?:[/?#][^\s]*)?"
+_WIKIDATA = r"Q[1-9][0-9]*"
 
 
 def _strict_str(value: Any) -> str:
@@ -62,25 +86,69 @@ def _strict_str(value: Any) -> str:
     return value
 
 
+def _formula_prefix(value: str) -> str:
+    """The start of value a spreadsheet could read as a formula, or ''."""
+    unquoted = value.lstrip(_FORMULA_QUOTES)
+    if unquoted[:1] and unquoted[0] in _FORMULA_START + FORMULA_LOOKALIKES:
+        return value[: len(value) - len(unquoted) + 1]
+    return ""
+
+
 def _clean_text(value: str) -> str:
     if value != value.strip():
         raise ValueError("must not start or end with white space")
     if not value:
         raise ValueError("must not be empty")
-    if value.startswith(_FORMULA_START):
+    prefix = _formula_prefix(value)
+    if prefix:
+        lookalike = prefix[-1] in FORMULA_LOOKALIKES
+        like = (
+            f" (a look-alike of {unicodedata.normalize('NFKC', prefix[-1])!r})" if lookalike else ""
+        )
         raise ValueError(
-            f"starts with {value[0]!r}, which spreadsheets run as a formula; reword it"
+            f"starts with {prefix!r}{like}, which spreadsheets run as a formula; reword it"
         )
     bad = [c for c in value if unicodedata.category(c) == "Cc"]
     if bad:
         raise ValueError(f"holds the control character U+{ord(bad[0]):04X}; remove it")
+    invisible = [c for c in value if unicodedata.category(c) == "Cf"]
+    if invisible:
+        char = invisible[0]
+        raise ValueError(
+            f"holds the invisible character U+{ord(char):04X} "
+            f"({unicodedata.name(char, 'format character')}); text may hold no bidi "
+            "controls, zero-width or other format characters: remove it"
+        )
     if unicodedata.normalize("NFC", value) != value:
         raise ValueError("is not in Unicode NFC form; retype it or normalise it to NFC")
     return value
 
 
+@functools.cache
+def _invisible_class() -> str:
+    # Computed on first use: walking every code point takes 0.2 s, which the
+    # YAML-only build does not pay.
+    return char_class(code_points("Cf"))
+
+
+def _clean_text_bad(values: Mask) -> Mask:
+    space = f"[{PY_SPACE}]"
+    formula = char_class(_FORMULA_START + FORMULA_LOOKALIKES)
+    quotes = char_class(_FORMULA_QUOTES)
+    return pc.or_(
+        pc.or_(
+            matches(values, f"^{space}|{space}$|^{quotes}*{formula}"),
+            pc.equal(pc.utf8_length(values), 0),
+        ),
+        pc.or_(
+            matches(values, rf"[\x{{0}}-\x{{1f}}\x{{7f}}-\x{{9f}}]|{_invisible_class()}"),
+            pc.not_equal(pc.utf8_normalize(values, "NFC"), values),
+        ),
+    )
+
+
 def _slug(value: str) -> str:
-    if not _SLUG.match(value):
+    if not re.fullmatch(_SLUG, value):
         raise ValueError(
             f"{value!r} is not an id: use lower-case letters and digits joined by single hyphens"
         )
@@ -88,7 +156,7 @@ def _slug(value: str) -> str:
 
 
 def _iso_date(value: Any) -> date:
-    if not isinstance(value, str) or not _ISO_DATE.match(value):
+    if not isinstance(value, str) or not re.fullmatch(_ISO_DATE, value):
         raise ValueError(f"{value!r} is not a date written YYYY-MM-DD")
     try:
         return date.fromisoformat(value)
@@ -96,8 +164,12 @@ def _iso_date(value: Any) -> date:
         raise ValueError(f"{value!r} is not a day of the calendar") from None
 
 
+def _iso_date_bad(values: Mask) -> Mask:
+    return pc.or_(fullmatch_bad(values, _ISO_DATE), calendar_bad(values))
+
+
 def _partial_date(value: str) -> str:
-    if not _PARTIAL_DATE.match(value):
+    if not re.fullmatch(_PARTIAL_DATE, value):
         raise ValueError(f"{value!r} is not a date written YYYY, YYYY-MM or YYYY-MM-DD")
     padded = value + "-01" * (2 - value.count("-"))
     try:
@@ -107,8 +179,18 @@ def _partial_date(value: str) -> str:
     return value
 
 
+def _partial_date_bad(values: Mask) -> Mask:
+    length = pc.utf8_length(values)
+    padded = pc.if_else(
+        pc.equal(length, 4),
+        pc.binary_join_element_wise(values, "-01-01", ""),
+        pc.if_else(pc.equal(length, 7), pc.binary_join_element_wise(values, "-01", ""), values),
+    )
+    return pc.or_(fullmatch_bad(values, _PARTIAL_DATE), calendar_bad(padded))
+
+
 def _clock_time(value: Any) -> time:
-    if not isinstance(value, str) or not _TIME.match(value):
+    if not isinstance(value, str) or not re.fullmatch(_TIME, value):
         raise ValueError(f"{value!r} is not a time written HH:MM (quote it in YAML)")
     try:
         return time.fromisoformat(value)
@@ -117,7 +199,7 @@ def _clock_time(value: Any) -> time:
 
 
 def _country(value: str) -> str:
-    if not re.match(r"^[A-Z]{2}\Z", value):
+    if not re.fullmatch(_COUNTRY, value):
         raise ValueError(f"{value!r} is not an ISO 3166-1 alpha-2 code (two capital letters)")
     if value not in COUNTRY_CODES:
         hint = "; the United Kingdom is GB" if value == "UK" else ""
@@ -125,31 +207,150 @@ def _country(value: str) -> str:
     return value
 
 
+def _country_bad(values: Mask) -> Mask:
+    return pc.invert(pc.is_in(values, pa.array(sorted(COUNTRY_CODES), pa.string())))
+
+
 def _url(value: str) -> str:
-    if not re.match(r"^https?://[A-Za-z0-9.-]+\.[A-Za-z]{2,}(?:[/?#][^\s]*)?\Z", value):
+    if not re.fullmatch(_URL, value):
         raise ValueError(f"{value!r} is not an http(s) URL")
     return value
 
 
 def _wikidata(value: str) -> str:
-    if not re.match(r"^Q[1-9][0-9]*\Z", value):
+    if not re.fullmatch(_WIKIDATA, value):
         raise ValueError(f"{value!r} is not a Wikidata item id such as Q54129")
     return value
 
 
-_Str = Annotated[str, BeforeValidator(_strict_str)]
-Text = Annotated[_Str, AfterValidator(_clean_text), Field(max_length=MAX_TEXT)]
-Name = Annotated[_Str, AfterValidator(_clean_text), Field(max_length=MAX_NAME)]
-Slug = Annotated[_Str, AfterValidator(_slug), Field(max_length=80)]
-IsoDate = Annotated[date, BeforeValidator(_iso_date)]
-PartialDate = Annotated[_Str, AfterValidator(_partial_date)]
-ClockTime = Annotated[time, BeforeValidator(_clock_time)]
-Country = Annotated[_Str, AfterValidator(_country)]
-Url = Annotated[_Str, AfterValidator(_url), Field(max_length=500)]
-WikidataId = Annotated[_Str, AfterValidator(_wikidata)]
+_Str = Annotated[str, Check("text", py=_strict_str, arrow=never, before=True)]
+_CleanText = Check(
+    "no white space at either end, no formula start, no control or invisible "
+    "characters, Unicode NFC",
+    py=_clean_text,
+    arrow=_clean_text_bad,
+)
+Text = Annotated[_Str, _CleanText, Field(max_length=MAX_TEXT)]
+Name = Annotated[_Str, _CleanText, Field(max_length=MAX_NAME)]
+Slug = Annotated[
+    _Str,
+    Check("lower-case words joined by hyphens", py=_slug, arrow=refuses(_SLUG)),
+    Field(max_length=80),
+]
+IsoDate = Annotated[
+    date, Check("a day, YYYY-MM-DD", py=_iso_date, arrow=_iso_date_bad, before=True)
+]
+PartialDate = Annotated[
+    _Str, Check("YYYY, YYYY-MM or YYYY-MM-DD", py=_partial_date, arrow=_partial_date_bad)
+]
+# Unicode digits pass the Python pattern but not time.fromisoformat: ASCII only.
+ClockTime = Annotated[
+    time,
+    Check(
+        "a time of day, HH:MM",
+        py=_clock_time,
+        arrow=refuses(r"(?:[01][0-9]|2[0-3]):[0-5][0-9]"),
+        before=True,
+    ),
+]
+Country = Annotated[
+    _Str, Check("an assigned ISO 3166-1 alpha-2 code", py=_country, arrow=_country_bad)
+]
+Url = Annotated[
+    _Str,
+    Check("an http(s) URL", py=_url, arrow=refuses(_URL)),
+    Field(max_length=500),
+]
+WikidataId = Annotated[_Str, Check("a Wikidata item id", py=_wikidata, arrow=refuses(_WIKIDATA))]
 Paragraph = Annotated[StrictInt, Field(ge=1, le=S1_PARAGRAPHS)]
 
 PRIMARY_SOURCE = "s1"
+
+# -- rules between fields of one row ---------------------------------------------------
+#
+# Each is a RowCheck: the message the model gives (None: the row passes) and the
+# Arrow mask of the rows it refuses, side by side.
+
+
+def _s1_paragraph_missing(row: Any) -> str | None:
+    if row.source_id == PRIMARY_SOURCE and row.paragraph is None:
+        return "a row resting on s1 must give its S1 paragraph (1-8)"
+    return None
+
+
+def _paragraph_not_s1(row: Any) -> str | None:
+    if row.source_id != PRIMARY_SOURCE and row.paragraph is not None:
+        return f"only rows resting on s1 have a paragraph, not {row.source_id!r}"
+    return None
+
+
+def _is_s1(t: pa.Table) -> Mask:
+    return pc.equal(t["source_id"], PRIMARY_SOURCE)
+
+
+_S1_NEEDS_PARAGRAPH = RowCheck(
+    "paragraph",
+    _s1_paragraph_missing,
+    lambda t: pc.and_(_is_s1(t), pc.is_null(t["paragraph"])),
+)
+_ONLY_S1_HAS_PARAGRAPH = RowCheck(
+    "paragraph",
+    _paragraph_not_s1,
+    lambda t: pc.and_(pc.invert(_is_s1(t)), pc.is_valid(t["paragraph"])),
+)
+
+
+_NOT_OWN_PARENT = differ(
+    "parent_organisation_id", "organisation_id", "an organisation cannot be its own parent"
+)
+
+
+def _role_dates(row: Any) -> str | None:
+    if row.start and row.end and row.end < row.start[: len(row.end)]:
+        return f"{row.end} is before start {row.start}"
+    return None
+
+
+def _role_dates_bad(t: pa.Table) -> Mask:
+    end, start = t["end"], t["start"]
+    # end < start[:len(end)], per length of end (4, 7 or 10 characters)
+    cut = pc.if_else(
+        pc.equal(pc.utf8_length(end), 4),
+        pc.utf8_slice_codeunits(start, 0, 4),
+        pc.if_else(
+            pc.equal(pc.utf8_length(end), 7),
+            pc.utf8_slice_codeunits(start, 0, 7),
+            pc.utf8_slice_codeunits(start, 0, 10),
+        ),
+    )
+    return pc.fill_null(pc.less(end, cut), False)
+
+
+_ROLE_DATES_IN_ORDER = RowCheck("end", _role_dates, _role_dates_bad)
+_ROLE_OR_ORGANISATION = either(
+    "role", "organisation_id", "give a role, an organisation_id, or both"
+)
+
+
+def _event_dates(row: Any) -> str | None:
+    if row.end_date is not None and row.end_date < row.start_date:
+        return f"{row.end_date} is before start_date {row.start_date}"
+    return None
+
+
+# Both dates were checked to be real days; as ISO text they order as dates.
+_EVENT_DATES_IN_ORDER = RowCheck(
+    "end_date",
+    _event_dates,
+    lambda t: pc.fill_null(pc.less(t["end_date"], t["start_date"]), False),
+)
+_NOT_OWN_PARENT_EVENT = differ("parent_event_id", "event_id", "an event cannot be part of itself")
+_HAS_SPEAKER = either(
+    "person_id", "organisation_id", "a statement needs a person_id or an organisation_id"
+)
+_NOT_ITS_OWN_ANSWER = differ(
+    "responds_to_statement_id", "statement_id", "a statement cannot answer itself"
+)
 
 # -- controlled vocabularies --------------------------------------------------
 
@@ -218,16 +419,25 @@ class Record(BaseModel):
     primary_key: ClassVar[tuple[str, ...]]
     # field -> (table, field) it refers to
     foreign_keys: ClassVar[dict[str, tuple[str, str]]] = {}
+    # Rules between fields of one row, in the order they are tried.
+    row_checks: ClassVar[tuple[RowCheck, ...]] = ()
 
     @property
     def key(self) -> str:
         return "/".join(str(getattr(self, f)) for f in self.primary_key)
 
+    @model_validator(mode="after")
+    def _check_row(self) -> Record:
+        for check in self.row_checks:
+            message = check.py(self)
+            if message is not None:
+                raise ValueError(f"{check.field}: {message}")
+        return self
+
 
 class Sourced(Record):
     # Rows drawn from S1's text must say which paragraph; a row resting on S1's
-    # byline (its publisher) has none to give.
-    s1_paragraph_required: ClassVar[bool] = True
+    # byline (an organisation, its publisher) has none to give.
 
     source_id: Slug = Field(description="The source this row rests on (sources.source_id)")
     paragraph: Paragraph | None = Field(
@@ -238,19 +448,7 @@ class Sourced(Record):
         ),
     )
 
-    @model_validator(mode="after")
-    def _paragraph_only_for_s1(self) -> Sourced:
-        if (
-            self.source_id == PRIMARY_SOURCE
-            and self.paragraph is None
-            and self.s1_paragraph_required
-        ):
-            raise ValueError("paragraph: a row resting on s1 must give its S1 paragraph (1-8)")
-        if self.source_id != PRIMARY_SOURCE and self.paragraph is not None:
-            raise ValueError(
-                f"paragraph: only rows resting on s1 have a paragraph, not {self.source_id!r}"
-            )
-        return self
+    row_checks: ClassVar[tuple[RowCheck, ...]] = (_S1_NEEDS_PARAGRAPH, _ONLY_S1_HAS_PARAGRAPH)
 
 
 class Source(Record):
@@ -293,7 +491,7 @@ class Organisation(Sourced):
         "with the ILO's own units linked to their parent."
     )
     primary_key = ("organisation_id",)
-    s1_paragraph_required = False
+    row_checks = (_ONLY_S1_HAS_PARAGRAPH, _NOT_OWN_PARENT)
     foreign_keys = {
         "parent_organisation_id": ("organisations", "organisation_id"),
         "source_id": ("sources", "source_id"),
@@ -320,12 +518,6 @@ class Organisation(Sourced):
         default=None, description="Wikidata item id; only ids the sources give, never guessed"
     )
     note: Text | None = Field(default=None, description="Anything a reader should know")
-
-    @model_validator(mode="after")
-    def _not_own_parent(self) -> Organisation:
-        if self.parent_organisation_id == self.organisation_id:
-            raise ValueError("parent_organisation_id: an organisation cannot be its own parent")
-        return self
 
 
 class Person(Sourced):
@@ -407,13 +599,7 @@ class Affiliation(Sourced):
     preferred: StrictBool = Field(description="True for the claim the package prefers")
     note: Text | None = Field(default=None, description="Why this claim is or is not preferred")
 
-    @model_validator(mode="after")
-    def _dates_in_order(self) -> Affiliation:
-        if self.start and self.end and self.end < self.start[: len(self.end)]:
-            raise ValueError(f"end: {self.end} is before start {self.start}")
-        if self.role is None and self.organisation_id is None:
-            raise ValueError("role: give a role, an organisation_id, or both")
-        return self
+    row_checks = Sourced.row_checks + (_ROLE_DATES_IN_ORDER, _ROLE_OR_ORGANISATION)
 
 
 class Event(Sourced):
@@ -462,13 +648,7 @@ class Event(Sourced):
     )
     description: Text = Field(description="What happened, in our words")
 
-    @model_validator(mode="after")
-    def _dates_in_order(self) -> Event:
-        if self.end_date is not None and self.end_date < self.start_date:
-            raise ValueError(f"end_date: {self.end_date} is before start_date {self.start_date}")
-        if self.parent_event_id == self.event_id:
-            raise ValueError("parent_event_id: an event cannot be part of itself")
-        return self
+    row_checks = Sourced.row_checks + (_EVENT_DATES_IN_ORDER, _NOT_OWN_PARENT_EVENT)
 
 
 class Participation(Sourced):
@@ -528,13 +708,7 @@ class Statement(Sourced):
         default=None, description="The statement this one answers or agrees with"
     )
 
-    @model_validator(mode="after")
-    def _has_speaker(self) -> Statement:
-        if self.person_id is None and self.organisation_id is None:
-            raise ValueError("person_id: a statement needs a person_id or an organisation_id")
-        if self.responds_to_statement_id == self.statement_id:
-            raise ValueError("responds_to_statement_id: a statement cannot answer itself")
-        return self
+    row_checks = Sourced.row_checks + (_HAS_SPEAKER, _NOT_ITS_OWN_ANSWER)
 
 
 class Topic(Record):

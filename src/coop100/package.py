@@ -11,8 +11,9 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ import pyarrow.parquet as pq
 from . import settings
 from .documents import document_paths, document_resources, write_documents
 from .models import MODEL_BY_TABLE, MODELS, Source
+from .problems import Problem
 from .release import Release, read_releases
 from .tables import table_schema
 
@@ -154,7 +156,8 @@ def published_files(root: Path) -> list[str]:
 def build_package(
     records_dir: Path,
     root: Path,
-    check: Callable[[Path], list[str]] | None = None,
+    check: Callable[[Path], list[Problem]] | None = None,
+    timer: Callable[[str], AbstractContextManager[object]] = lambda name: nullcontext(),
 ) -> list[str]:
     """Validate the records and publish the package under root.
 
@@ -170,7 +173,8 @@ def build_package(
     """
     from .bulk import read_tables  # bulk imports records; keep package importable alone
 
-    read = read_tables(records_dir)
+    with timer("read and check records"):
+        read = read_tables(records_dir)
     tables, sources = read.tables, read.sources
     releases = read_releases(records_dir)
     (root / "build").mkdir(parents=True, exist_ok=True)
@@ -182,16 +186,19 @@ def build_package(
         with ThreadPoolExecutor(max_workers=1) as pool:
             old = pool.submit(published_digests, root)
             try:
-                write_package_files(tables, staging, sources, releases)
+                with timer("write CSV, Parquet, schemas, datapackage.json"):
+                    write_package_files(tables, staging, sources, releases)
                 del tables, read  # the check reads the files back: hold one copy, not two
                 checkpoint("staged")
                 if check is not None:
-                    problems = check(staging)
+                    with timer("check the staged package"):
+                        problems = check(staging)
                     if problems:
                         raise PackageError(problems)
                 checkpoint("checked")
                 paths = published_files(staging)
-                publish(staging, root, paths, old.result())
+                with timer("publish"):
+                    publish(staging, root, paths, old.result())
                 return paths
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
@@ -219,9 +226,9 @@ def build_package(
 class BuildDirError(Exception):
     """build/ is not in a state a build may touch; `problems` says why."""
 
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = problems
-        super().__init__("\n".join(problems))
+    def __init__(self, problems: Sequence[Problem | str]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(map(str, problems)))
 
 
 def checkpoint(name: str) -> None:
@@ -468,8 +475,8 @@ def prepare_build_dir(root: Path) -> None:
         )
 
 
-def drifted_files(records_dir: Path, root: Path) -> list[str]:
-    """Published files under root that differ from what records_dir builds, one line each.
+def drifted_files(records_dir: Path, root: Path) -> list[Problem]:
+    """Published files under root that differ from what records_dir builds.
 
     Raises:
         RecordsError: the records are invalid.
@@ -482,7 +489,11 @@ def drifted_files(records_dir: Path, root: Path) -> list[str]:
     with tempfile.TemporaryDirectory(prefix="coop100-drift-") as fresh:
         write_package_files(tables, Path(fresh), sources, releases)
         return [
-            f"{rel}: differs from what records/ builds; run `coop100 build` and commit it"
+            Problem(
+                rel,
+                message="differs from what records/ builds",
+                hint="run `coop100 build` and commit it",
+            )
             for rel in published_files(root)
             if not (root / rel).is_file()
             or (root / rel).read_bytes() != (Path(fresh) / rel).read_bytes()
@@ -492,6 +503,6 @@ def drifted_files(records_dir: Path, root: Path) -> list[str]:
 class PackageError(Exception):
     """The built package failed validation; `problems` lists what is wrong."""
 
-    def __init__(self, problems: list[str]) -> None:
+    def __init__(self, problems: list[Problem]) -> None:
         self.problems = problems
-        super().__init__("\n".join(problems))
+        super().__init__("\n".join(map(str, problems)))

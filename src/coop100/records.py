@@ -1,29 +1,29 @@
-"""Read records/*.yaml into validated models, reporting every problem with file:line:column."""
+"""Read records/*.yaml into validated models: the YAML reader of the records.
+
+Each record is validated by its model (models.py) as it is read, and every problem
+is reported at its `file:line:column`. The rules across records (integrity.py)
+run over the Arrow form of what was read; this reader places what they find at
+the record and field they name.
+"""
 
 from __future__ import annotations
 
 import os
 import re
-from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import yaml
 from pydantic import ValidationError
 
 from . import inputs
-from .models import (
-    MODEL_BY_TABLE,
-    MODELS,
-    S1_PARAGRAPHS,
-    Affiliation,
-    Participation,
-    Person,
-    PersonName,
-    Record,
-)
+from .integrity import Failed, check_tables, place, suggest
+from .models import MODEL_BY_TABLE, MODELS, S1_PARAGRAPHS, Record
+from .problems import Problem, RecordsError
+from .tables import to_arrow
 
 # Which tables each records file may hold.
 RECORD_FILES: dict[str, tuple[str, ...]] = {
@@ -37,36 +37,6 @@ RECORD_FILES: dict[str, tuple[str, ...]] = {
     "topics.yaml": ("topics", "statement_topics"),
 }
 FILE_OF_TABLE = {table: name for name, tables in RECORD_FILES.items() for table in tables}
-
-
-@dataclass(frozen=True, order=True)
-class Problem:
-    """One thing wrong with the records, located as precisely as we can."""
-
-    path: str
-    line: int = 0
-    column: int = 0
-    table: str = ""
-    record: str = ""
-    field: str = ""
-    message: str = ""
-
-    def __str__(self) -> str:
-        where = f"{self.path}:{self.line}:{self.column}" if self.line else self.path
-        what = ""
-        if self.table:
-            what += f"{self.table} '{self.record}' " if self.record else f"{self.table} "
-        if self.field:
-            what += f"field '{self.field}'"
-        return f"{where}: {what.strip()}: {self.message}" if what else f"{where}: {self.message}"
-
-
-class RecordsError(Exception):
-    """The records hold problems; `problems` lists every one found."""
-
-    def __init__(self, problems: list[Problem]) -> None:
-        self.problems = sorted(set(problems))
-        super().__init__("\n".join(str(p) for p in self.problems))
 
 
 @dataclass
@@ -96,6 +66,24 @@ class Records:
 
     def rows(self, table: str) -> list[Record]:
         return [loc.record for loc in self.tables.get(table, [])]
+
+    def arrow_tables(self) -> dict[str, pa.Table]:
+        """Every table's valid records as Arrow, in file order."""
+        return {m.table: to_arrow(m, self.rows(m.table)) for m in MODELS}
+
+    def failed(self) -> Failed:
+        """What the checks across records take as present though it failed."""
+        return Failed(self.invalid, self.unread)
+
+    def where(self, table: str, row: int, name: str) -> tuple[str, int, int]:
+        """File, line and column of a field of a record (of the record itself for '')."""
+        loc = self.tables[table][row]
+        return (loc.path, *loc.mark(name))
+
+    def check_across(self) -> list[Problem]:
+        """The checks across records (integrity.py), placed in the YAML files."""
+        tables = self.arrow_tables()
+        return list(place(check_tables(tables, self.failed()), tables, self.where))
 
 
 # -- YAML ----------------------------------------------------------------------
@@ -297,101 +285,86 @@ def _model_problems(
 
 
 def _suggest(value: str, choices: Iterable[str]) -> str:
-    import difflib  # only a mistake needs it
-
-    near = difflib.get_close_matches(value, list(choices), n=1, cutoff=0.75)
-    return f"; did you mean '{near[0]}'?" if near else ""
+    hint = suggest(value, choices)
+    return f"; {hint}" if hint else ""
 
 
-def load_records(records_dir: Path, cross_check: bool = True) -> Records:
-    """Read and validate every records file; raise RecordsError listing every problem.
-
-    With cross_check=False the checks across records are left to the caller
-    (bulk.read_tables runs them over the YAML and bulk rows together).
-    """
-    problems: list[Problem] = []
-    tables: dict[str, list[Located]] = {m.table: [] for m in MODELS}
-    invalid: dict[str, list[dict[str, Any]]] = {m.table: [] for m in MODELS}
-    unread: set[str] = set()
-    base = records_dir.parent
-    present = sorted(records_dir.glob("*.yaml")) + sorted(records_dir.glob("*.yml"))
-    for name in RECORD_FILES:
-        if not os.path.lexists(records_dir / name):  # one that is not a file: see _read_yaml
-            problems.append(Problem(_show(records_dir / name, base), message="is missing"))
-            unread.update(RECORD_FILES[name])
-    for path in present:
-        shown = _show(path, base)
-        if path.name not in RECORD_FILES:
-            problems.append(
-                Problem(
-                    shown,
-                    message="is not a records file; expected one of "
-                    + ", ".join(RECORD_FILES)
-                    + _suggest(path.name, RECORD_FILES),
-                )
-            )
-            continue
-        data, errors = _read_yaml(path, shown)
-        problems += errors
-        if errors:
-            unread.update(RECORD_FILES[path.name])
-            continue
-        if not isinstance(data, _Mapping):
-            problems.append(
-                Problem(shown, 1, 1, message="must be a mapping of table name to a list of records")
-            )
-            unread.update(RECORD_FILES[path.name])
-            continue
-        for table, rows in data.items():
-            line, column = data.key_marks[table]
-            if table not in RECORD_FILES[path.name]:
-                if table in FILE_OF_TABLE:
-                    hint = f"{table} belong in records/{FILE_OF_TABLE[table]}"
-                else:
-                    hint = (
-                        "expected "
-                        + ", ".join(RECORD_FILES[path.name])
-                        + _suggest(table, MODEL_BY_TABLE)
-                    )
-                problems.append(
-                    Problem(shown, line, column, message=f"unknown top-level key '{table}': {hint}")
-                )
-                continue
-            if not isinstance(rows, list):
-                problems.append(
-                    Problem(shown, line, column, table, message="must be a list of records")
-                )
-                unread.add(table)
-                continue
-            model = MODEL_BY_TABLE[table]
-            for row in rows:
-                if not isinstance(row, _Mapping):
-                    problems.append(
-                        Problem(
-                            shown,
-                            line,
-                            column,
-                            table,
-                            message=f"each record must be a mapping, not {row!r}",
-                        )
-                    )
-                    unread.add(table)
-                    continue
-                try:
-                    record = model.model_validate(row)
-                except ValidationError as exc:
-                    problems += _model_problems(exc, model, row, shown)
-                    invalid[table].append(row)
-                    continue
-                tables[table].append(
-                    Located(record, shown, row.line, row.column, dict(row.key_marks))
-                )
-    records = Records(tables, invalid, unread)
-    if cross_check:
-        problems += check_references(records)
+def load_records(records_dir: Path) -> Records:
+    """Read and check every records file; raise RecordsError listing every problem."""
+    records, problems = read_records(records_dir)
+    problems += records.check_across()
     if problems:
         raise RecordsError(problems)
     return records
+
+
+def read_records(records_dir: Path) -> tuple[Records, list[Problem]]:
+    """Read every records file and validate each record against its model.
+
+    The checks across records are the caller's (Records.check_across), so a
+    caller with more records (bulk.read_tables) runs them over all at once.
+    """
+    records = Records({m.table: [] for m in MODELS}, {m.table: [] for m in MODELS})
+    base = records_dir.parent
+    problems = []
+    for name, tables in RECORD_FILES.items():
+        if not os.path.lexists(records_dir / name):  # one that is not a file: see _read_yaml
+            problems.append(Problem(_show(records_dir / name, base), message="is missing"))
+            records.unread.update(tables)
+    for path in sorted(records_dir.glob("*.yaml")) + sorted(records_dir.glob("*.yml")):
+        problems += _read_file(path, _show(path, base), records)
+    return records, problems
+
+
+def _read_file(path: Path, shown: str, records: Records) -> list[Problem]:
+    if path.name not in RECORD_FILES:
+        expected = ", ".join(RECORD_FILES) + _suggest(path.name, RECORD_FILES)
+        return [Problem(shown, message=f"is not a records file; expected one of {expected}")]
+    data, problems = _read_yaml(path, shown)
+    if not problems and not isinstance(data, _Mapping):
+        message = "must be a mapping of table name to a list of records"
+        problems = [Problem(shown, 1, 1, message=message)]
+    if problems:
+        records.unread.update(RECORD_FILES[path.name])
+        return problems
+    for table, rows in data.items():
+        problems += _read_table(table, rows, path.name, data.key_marks[table], shown, records)
+    return problems
+
+
+def _read_table(
+    table: str, rows: Any, file: str, mark: tuple[int, int], shown: str, records: Records
+) -> list[Problem]:
+    if table not in RECORD_FILES[file]:
+        if table in FILE_OF_TABLE:
+            hint = f"{table} belong in records/{FILE_OF_TABLE[table]}"
+        else:
+            hint = "expected " + ", ".join(RECORD_FILES[file]) + _suggest(table, MODEL_BY_TABLE)
+        return [Problem(shown, *mark, message=f"unknown top-level key '{table}': {hint}")]
+    if not isinstance(rows, list):
+        records.unread.add(table)
+        return [Problem(shown, *mark, table, message="must be a list of records")]
+    problems = []
+    for row in rows:
+        problems += _read_record(MODEL_BY_TABLE[table], row, mark, shown, records)
+    return problems
+
+
+def _read_record(
+    model: type[Record], row: Any, mark: tuple[int, int], shown: str, records: Records
+) -> list[Problem]:
+    if not isinstance(row, _Mapping):
+        records.unread.add(model.table)
+        message = f"each record must be a mapping, not {row!r}"
+        return [Problem(shown, *mark, model.table, message=message)]
+    try:
+        record = model.model_validate(row)
+    except ValidationError as exc:
+        records.invalid[model.table].append(row)
+        return _model_problems(exc, model, row, shown)
+    located = Located(record, shown, row.line, row.column, dict(row.key_marks))
+    records.tables[model.table].append(located)
+    return []
 
 
 def _show(path: Path, base: Path) -> str:
@@ -399,195 +372,3 @@ def _show(path: Path, base: Path) -> str:
         return str(path.relative_to(base))
     except ValueError:
         return str(path)
-
-
-# -- checks across records ---------------------------------------------------------
-
-
-def check_references(records: Records) -> list[Problem]:
-    """Check what no single record can: unique keys, references, cycles, preferred claims."""
-    problems: list[Problem] = []
-    keys: dict[str, dict[str, Located]] = {}
-    for table, located in records.tables.items():
-        seen: dict[str, Located] = {}
-        for loc in located:
-            key = loc.record.key
-            if key in seen:
-                first = seen[key]
-                name = loc.record.primary_key[-1]
-                line, column = loc.mark(name)
-                problems.append(
-                    Problem(
-                        loc.path,
-                        line,
-                        column,
-                        table,
-                        key,
-                        name,
-                        f"duplicate id (first at {first.path}:{first.line}); give each its own id",
-                    )
-                )
-            else:
-                seen[key] = loc
-        keys[table] = seen
-
-    for table, located in records.tables.items():
-        model = MODEL_BY_TABLE[table]
-        for name, (target, target_field) in model.foreign_keys.items():
-            if target in records.unread:
-                continue
-            known = keys[target]
-            failed = {str(row.get(target_field)) for row in records.invalid.get(target, [])}
-            for loc in located:
-                value = getattr(loc.record, name)
-                if value is not None and value not in known and value not in failed:
-                    line, column = loc.mark(name)
-                    problems.append(
-                        Problem(
-                            loc.path,
-                            line,
-                            column,
-                            table,
-                            loc.record.key,
-                            name,
-                            f"'{value}' is not a known {target} id{_suggest(value, known)}",
-                        )
-                    )
-
-    problems += _check_parent_cycles(records, keys)
-    problems += _check_preferred(records, "affiliations", "claim_key")
-    problems += _check_preferred(records, "person_names", "person_id", set(keys["people"]))
-    problems += _check_names(records)
-    problems += _check_participations(records, keys)
-    return problems
-
-
-# (table, id field, parent field) of the tables whose rows nest.
-PARENT_LINKS = (
-    ("organisations", "organisation_id", "parent_organisation_id"),
-    ("events", "event_id", "parent_event_id"),
-)
-
-
-def loops_back(parent: dict[str, str | None], start: str) -> bool:
-    """Whether following parent links from start comes back to start."""
-    seen = {start}
-    current = parent.get(start)
-    while current is not None and current in parent:
-        if current == start:
-            return True
-        if current in seen:
-            return False  # a loop further up, reported from its own rows
-        seen.add(current)
-        current = parent.get(current)
-    return False
-
-
-def loop_message(start: str) -> str:
-    return f"parents loop back to '{start}'; break the loop"
-
-
-def _check_parent_cycles(records: Records, keys: dict[str, dict[str, Located]]) -> list[Problem]:
-    problems = []
-    for table, _, parent_field in PARENT_LINKS:
-        parent = {
-            loc.record.key: getattr(loc.record, parent_field) for loc in records.tables[table]
-        }
-        for loc in records.tables[table]:
-            start = loc.record.key
-            if loops_back(parent, start):
-                line, column = loc.mark(parent_field)
-                problems.append(
-                    Problem(loc.path, line, column, table, start, parent_field, loop_message(start))
-                )
-    return problems
-
-
-def _check_preferred(
-    records: Records, table: str, group_field: str, known: set[str] | None = None
-) -> list[Problem]:
-    if table in records.unread:
-        return []
-    groups: dict[str, list[Located]] = defaultdict(list)
-    for loc in records.tables[table]:
-        groups[getattr(loc.record, group_field)].append(loc)
-    failed = {str(row.get(group_field)) for row in records.invalid.get(table, [])}
-    problems = []
-    for group, members in groups.items():
-        # A dangling group (already reported) or one holding a row that failed its
-        # model cannot be judged until that is fixed.
-        if group in failed or (known is not None and group not in known):
-            continue
-        chosen = [m for m in members if getattr(m.record, "preferred")]  # noqa: B009
-        if len(chosen) == 1:
-            continue
-        culprits = chosen[1:] if chosen else members[:1]
-        for loc in culprits:
-            line, column = loc.mark("preferred")
-            if chosen:
-                message = (
-                    f"{len(chosen)} rows with {group_field} '{group}' are preferred "
-                    f"(first {chosen[0].record.key}); mark exactly one"
-                )
-            else:
-                message = f"no row with {group_field} '{group}' is preferred; mark exactly one"
-            problems.append(
-                Problem(loc.path, line, column, table, loc.record.key, "preferred", message)
-            )
-    return problems
-
-
-def _check_names(records: Records) -> list[Problem]:
-    preferred = {
-        r.person_id: r.name
-        for r in records.rows("person_names")
-        if isinstance(r, PersonName) and r.preferred
-    }
-    problems = []
-    for loc in records.tables["people"]:
-        person = loc.record
-        assert isinstance(person, Person)
-        if person.person_id in preferred and preferred[person.person_id] != person.name:
-            line, column = loc.mark("name")
-            problems.append(
-                Problem(
-                    loc.path,
-                    line,
-                    column,
-                    "people",
-                    person.key,
-                    "name",
-                    f"'{person.name}' differs from the preferred spelling "
-                    f"'{preferred[person.person_id]}' in person_names; make them equal",
-                )
-            )
-    return problems
-
-
-def _check_participations(records: Records, keys: dict[str, dict[str, Located]]) -> list[Problem]:
-    problems = []
-    for loc in records.tables["participations"]:
-        part = loc.record
-        assert isinstance(part, Participation)
-        target = keys["affiliations"].get(part.affiliation_id or "")
-        if target is None:
-            continue
-        affiliation = target.record
-        assert isinstance(affiliation, Affiliation)
-        if affiliation.person_id not in keys["people"] or part.person_id not in keys["people"]:
-            continue  # already reported as a dangling person_id
-        if affiliation.person_id != part.person_id:
-            line, column = loc.mark("affiliation_id")
-            problems.append(
-                Problem(
-                    loc.path,
-                    line,
-                    column,
-                    "participations",
-                    part.key,
-                    "affiliation_id",
-                    f"'{part.affiliation_id}' belongs to '{affiliation.person_id}', "
-                    f"not '{part.person_id}'",
-                )
-            )
-    return problems

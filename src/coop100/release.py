@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import settings
-from .records import Problem, RecordsError
+from .problems import Problem, RecordsError
 
 if TYPE_CHECKING:
     from .diff import PackageDiff, SchemaChange

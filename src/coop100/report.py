@@ -24,7 +24,7 @@ from typing import Any
 
 import click
 
-from .records import Problem
+from .problems import Problem
 
 FORMATS = ("text", "github", "json")
 # What `--format json` gives of each problem, in this order.
@@ -76,8 +76,10 @@ def entry(problem: Problem | str) -> Entry:
         line, column = int(place["line"] or 0), int(place["column"] or 0)
         return Entry(Problem(place["file"], line, column, message=rest), message, hint, "", text)
     where = f"{problem.path}:{problem.line}:{problem.column}" if problem.line else problem.path
-    subject = text.removeprefix(f"{where}: ").removesuffix(problem.message)
-    message, hint = split_hint(problem.message)
+    said = f"{problem.message}; {problem.hint}" if problem.hint else problem.message
+    subject = text.removeprefix(f"{where}: ").removesuffix(said)
+    # A rule that gives its hint apart says so; older messages carry it after "; ".
+    message, hint = (problem.message, problem.hint) if problem.hint else split_hint(said)
     return Entry(problem, message, hint, subject.removesuffix(": "), text)
 
 

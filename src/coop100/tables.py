@@ -7,7 +7,7 @@ import enum
 import functools
 import types
 import typing
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +15,7 @@ import pyarrow as pa
 from annotated_types import Ge, Le, MaxLen
 from pydantic.fields import FieldInfo
 
-from .models import MODELS, Record, Sourced
+from .models import Record, Sourced
 
 TABLE_SCHEMA_PROFILE = "https://datapackage.org/profiles/2.0/tableschema.json"
 
@@ -58,11 +58,12 @@ _TYPES: dict[type, tuple[str, pa.DataType]] = {
 
 
 def _max_length(info: FieldInfo, annotation: Any) -> int | None:
-    found = [m.max_length for m in _metadata(info, annotation) if isinstance(m, MaxLen)]
+    found = [m.max_length for m in field_metadata(info, annotation) if isinstance(m, MaxLen)]
     return min(found) if found else None
 
 
-def _metadata(info: FieldInfo, annotation: Any) -> list[Any]:
+def field_metadata(info: FieldInfo, annotation: Any) -> list[Any]:
+    """Every constraint and Check on a field, however deep in its Annotated types."""
     found = list(info.metadata)
     inner = annotation
     if typing.get_origin(inner) in (typing.Union, types.UnionType):
@@ -76,7 +77,7 @@ def _metadata(info: FieldInfo, annotation: Any) -> list[Any]:
 
 
 def _bound(info: FieldInfo, annotation: Any, kind: type, attr: str) -> int | None:
-    values = [getattr(m, attr) for m in _metadata(info, annotation) if isinstance(m, kind)]
+    values = [getattr(m, attr) for m in field_metadata(info, annotation) if isinstance(m, kind)]
     return values[0] if values else None
 
 
@@ -185,8 +186,3 @@ def to_arrow(model: type[Record], rows: Iterable[Record]) -> pa.Table:
         for name, column in data.items():
             column.append(values[name])
     return pa.Table.from_pydict(data, schema=schema)
-
-
-def build_tables(tables: dict[str, Sequence[Record]]) -> dict[str, pa.Table]:
-    """Arrow tables for every published table, in publication order."""
-    return {m.table: to_arrow(m, tables.get(m.table, ())) for m in MODELS}

@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 from . import settings
 from .models import MODEL_BY_TABLE, MODELS
 from .package import file_digest
+from .problems import Problem
 from .tables import arrow_schema
 
 
@@ -48,30 +49,28 @@ def read_parquet(path: Path, schema: pa.Schema) -> pa.Table:
     return table.cast(schema)
 
 
-def check_checksums(root: Path, descriptor: dict[str, Any]) -> list[str]:
+def check_checksums(root: Path, descriptor: dict[str, Any]) -> list[Problem]:
     """Every resource's size and sha256 must match the descriptor."""
     problems = []
     for resource in descriptor.get("resources", []):
         path = root / resource["path"]
         expected_bytes = resource.get("bytes", resource.get("coop100:bytes"))
         expected_hash = resource.get("hash", resource.get("coop100:hash"))
+        rel = resource["path"]
         if not path.exists():
-            problems.append(f"{resource['path']}: missing; run `coop100 build`")
+            problems.append(Problem(rel, message="missing", hint="run `coop100 build`"))
             continue
         size, sha256 = file_digest(path)
         if expected_bytes != size:
-            problems.append(
-                f"{resource['path']}: is {size} bytes, datapackage.json says {expected_bytes}; "
-                "run `coop100 build`"
-            )
+            message = f"is {size} bytes, datapackage.json says {expected_bytes}"
+            problems.append(Problem(rel, message=message, hint="run `coop100 build`"))
         if expected_hash != f"sha256:{sha256}":
-            problems.append(
-                f"{resource['path']}: sha256 differs from datapackage.json; run `coop100 build`"
-            )
+            message = "sha256 differs from datapackage.json"
+            problems.append(Problem(rel, message=message, hint="run `coop100 build`"))
     return problems
 
 
-def check_formats(root: Path) -> list[str]:
+def check_formats(root: Path) -> list[Problem]:
     """The CSV and the Parquet file of every table hold exactly the same rows."""
     problems = []
     for model in MODELS:
@@ -82,47 +81,48 @@ def check_formats(root: Path) -> list[str]:
             from_csv = read_csv(csv_path, schema)
             from_parquet = read_parquet(parquet_path, schema)
         except (OSError, ValueError, pa.ArrowException) as exc:
-            problems.append(f"{model.table}: cannot read back: {exc}")
+            problems.append(Problem(table=model.table, message=f"cannot read back: {exc}"))
             continue
         if from_csv.num_rows != from_parquet.num_rows:
-            problems.append(
-                f"{model.table}: CSV has {from_csv.num_rows} rows, Parquet {from_parquet.num_rows}"
-            )
+            message = f"CSV has {from_csv.num_rows} rows, Parquet {from_parquet.num_rows}"
+            problems.append(Problem(table=model.table, message=message))
         elif not from_csv.equals(from_parquet):
             for name in schema.names:
                 a, b = from_csv.column(name), from_parquet.column(name)
                 if not a.equals(b):
                     row = next(i for i in range(len(a)) if a[i] != b[i])
-                    problems.append(
-                        f"{model.table}: column {name} differs at row {row + 1}: "
+                    message = (
+                        f"column {name} differs at row {row + 1}: "
                         f"CSV {a[row].as_py()!r}, Parquet {b[row].as_py()!r}"
                     )
+                    problems.append(Problem(table=model.table, message=message))
                     break
     return problems
 
 
-def check_frictionless(root: Path) -> list[str]:
+def check_frictionless(root: Path) -> list[Problem]:
     """Run frictionless over every resource, in both formats."""
     from frictionless import Package  # slow to import; only validation needs it
 
     report = Package(str(root / settings.DESCRIPTOR)).validate()
-    problems = [f"datapackage.json: {e.message}" for e in report.errors]
+    problems = [Problem(settings.DESCRIPTOR, kind=e.type, message=e.message) for e in report.errors]
     for task in report.tasks:
         for error in task.errors:
-            where = task.name
-            row = getattr(error, "row_number", None)
-            name = getattr(error, "field_name", None)
-            if row:
-                where += f" row {row}"
-            if name:
-                where += f" field '{name}'"
-            problems.append(f"{where}: {error.message}")
+            problems.append(
+                Problem(
+                    table=task.name,
+                    row=getattr(error, "row_number", None) or 0,
+                    field=getattr(error, "field_name", None) or "",
+                    kind=error.type,
+                    message=error.message,
+                )
+            )
     return problems
 
 
 def check_rows(
     root: Path, descriptor: dict[str, Any], engine: str = "auto", check_descriptor: bool = True
-) -> list[str]:
+) -> list[Problem]:
     """The row checks of the Table Schemas: frictionless, or pyarrow compute for big packages.
 
     Args:
@@ -140,11 +140,13 @@ def check_rows(
         return check_frictionless(root)
     from .fastcheck import check_package
 
-    return [str(finding) for finding in check_package(root, descriptor, check_descriptor)]
+    return check_package(root, descriptor, check_descriptor)
 
 
-def validate_package(root: Path, engine: str = "auto", check_descriptor: bool = True) -> list[str]:
-    """Every problem with the package published under root, one per string.
+def validate_package(
+    root: Path, engine: str = "auto", check_descriptor: bool = True
+) -> list[Problem]:
+    """Every problem with the package published under root.
 
     Args:
         engine: how rows are checked (see check_rows).
@@ -155,10 +157,15 @@ def validate_package(root: Path, engine: str = "auto", check_descriptor: bool = 
     try:
         descriptor = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        return [f"{settings.DESCRIPTOR}: cannot be read: {exc}; run `coop100 build`"]
+        message = f"cannot be read: {exc}"
+        return [Problem(settings.DESCRIPTOR, message=message, hint="run `coop100 build`")]
     names = {r.get("name") for r in descriptor.get("resources", [])}
     problems = [
-        f"{settings.DESCRIPTOR}: resource '{t}{suffix}' is missing; run `coop100 build`"
+        Problem(
+            settings.DESCRIPTOR,
+            message=f"resource '{t}{suffix}' is missing",
+            hint="run `coop100 build`",
+        )
         for t in MODEL_BY_TABLE
         for suffix in ("", "-parquet")
         if f"{t}{suffix}" not in names

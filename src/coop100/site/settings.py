@@ -2,6 +2,15 @@
 
 from __future__ import annotations
 
+# What the database and the site both need (sort orders, facets, facet tables, the
+# page size) lives below both, in coop100.settings; named here for the site's modules.
+from coop100.settings import FACET_COUNTS_TABLE as FACET_COUNTS_TABLE
+from coop100.settings import FACET_GROUPS_TABLE as FACET_GROUPS_TABLE
+from coop100.settings import FACETS as FACETS
+from coop100.settings import MAX_RETURNED_ROWS as MAX_RETURNED_ROWS
+from coop100.settings import SORT as SORT
+from coop100.settings import column_facets as column_facets
+
 # -- where -------------------------------------------------------------------
 
 HOST = "127.0.0.1"
@@ -20,7 +29,6 @@ SITEMAP_MAX_URLS = 50_000
 
 SQL_TIME_LIMIT_MS = 1000
 FACET_TIME_LIMIT_MS = 200
-MAX_RETURNED_ROWS = 1000
 NUM_SQL_THREADS = 3
 # How long browsers and proxies may keep a page: table and query pages (Datasette's
 # default_cache_ttl) and the landing page, which changes only with the package.
@@ -56,47 +64,10 @@ DATASETTE_SETTINGS: dict[str, int | bool] = {
 
 # -- table pages -------------------------------------------------------------
 
-# Default sort column and facets per table or view. coop100.database indexes each
-# page in its order, each facet column before it, and stores facet counts (coop100.facets).
-SORT: dict[str, str] = {
-    "sources": "label",
-    "organisations": "name",
-    "people": "sort_name",
-    "person_names": "person_id",
-    "affiliations": "claim_key",
-    "events": "start_date",
-    "participations": "speaking_order",
-    "topics": "label",
-    "statement_topics": "topic_id",
-    "current_affiliations": "person",
-}
-
-FACETS: dict[str, list[str | dict[str, str]]] = {
-    "statements": ["type", "person_id", "organisation_id"],
-    "statements_detailed": ["type", "speaker", "organisation", {"array": "topics"}],
-    "statement_topics": ["topic_id"],
-    "affiliations": ["person_id", "organisation_id", "preferred"],
-    "participations": ["role"],
-    "organisations": ["type"],
-    "sources": ["kind"],
-    "person_names": ["person_id", "preferred"],
-    "current_affiliations": ["organisation"],
-}
-
-
-def column_facets(name: str) -> list[str]:
-    """Return the plain column facets (not array or date facets) of a table's pages."""
-    return [facet for facet in FACETS.get(name, []) if isinstance(facet, str)]
-
-
 # A view over more rows than this has no default sort or facets: each would join
 # and count every row (seconds at a million statements, past facet_time_limit_ms).
 VIEW_FACET_MAX_ROWS = 100_000
 
-# Hidden tables of facet counts stored with the database (coop100.facets), read
-# by the plugin's facet class (coop100.site.precounted).
-FACET_GROUPS_TABLE = "_facet_groups"
-FACET_COUNTS_TABLE = "_facet_counts"
 
 # -- search --------------------------------------------------------------------
 
