@@ -20,9 +20,9 @@ install: $(STAMP) ## Create .venv with the pinned dependencies (constraints.txt)
 # axe-core checks the pages' accessibility in the browser tests; pinned, from npm
 # (MPL-2.0). Reinstalled when this file changes, so a new pin takes effect.
 AXE_CORE_VERSION := 4.10.3
-AXE_CORE := build/node/node_modules/axe-core/axe.min.js
+AXE_CORE := $(VENV)/node/node_modules/axe-core/axe.min.js
 $(AXE_CORE): Makefile
-	npm install --prefix build/node --no-save --no-audit --no-fund --ignore-scripts axe-core@$(AXE_CORE_VERSION)
+	npm install --prefix $(VENV)/node --no-save --no-audit --no-fund --ignore-scripts axe-core@$(AXE_CORE_VERSION)
 	touch $@
 
 lint: $(STAMP) ## ruff lint and format check

@@ -17,7 +17,7 @@ import pytest
 from tests.site_fixtures import DATABASE, ROOT
 from tests.test_browser import SCREENSHOTS, browser  # noqa: F401, F811
 
-AXE = ROOT / "build" / "node" / "node_modules" / "axe-core" / "axe.min.js"
+AXE = ROOT / ".venv" / "node" / "node_modules" / "axe-core" / "axe.min.js"
 # What the site's headers will demand: no inline script, style or event handler.
 STRICT_CSP = "default-src 'self'"
 
