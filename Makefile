@@ -47,6 +47,9 @@ test: $(STAMP) ## Lint, typecheck and run the whole test suite
 
 bad-records: $(STAMP) ## Rewrite the expected errors in tests/bad_records/ (review the diff!)
 	COOP100_REWRITE_BAD_RECORDS=1 $(BIN)/pytest -q tests/test_bad_records.py -k build
+bench-abuse: $(STAMP) ## The site under 20 hostile clients per class, against the code before the SQL guard (~8 min; benchmarks/results/abuse.md)
+	$(BIN)/python benchmarks/abuse.py --baseline auto
+
 bench: $(STAMP) ## Benchmark 10k/100k/1M statements against the baselines, then serving (~45 min; benchmarks/results/)
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python benchmarks/run.py --sizes 10000 100000 1000000 --frictionless-timeout 1800 --serve
@@ -59,4 +62,4 @@ upgrade: ## Re-resolve the newest allowed dependencies and rewrite constraints.t
 	echo "hatchling==1.33.0" >> constraints.txt
 	rm -rf .venv-upgrade
 
-.PHONY: help install lint format typecheck build validate serve bench-serve test bench upgrade bad-records
+.PHONY: help install lint format typecheck build validate serve bench-serve test bench upgrade bad-records bench-abuse

@@ -64,13 +64,13 @@ FORBIDDEN_FUNCTIONS = frozenset(
 # canned queries keep those threads to themselves.
 SQL_WORKERS = 2
 # How long such a request waits for a free worker before a 503 with Retry-After.
-SQL_QUEUE_WAIT_MS = 500
+SQL_QUEUE_WAIT_MS = 250
 # More requests waiting than this get the 503 at once.
 SQL_QUEUE_LENGTH = 20
 RETRY_AFTER_SECONDS = 2
 # A worker still busy this long after the time limit is killed (one SQLite call,
 # such as like() over a long value, is never interrupted) and replaced.
-SQL_KILL_GRACE_MS = 300
+SQL_KILL_GRACE_MS = 250
 # Each worker's SQLite heap and its whole private memory (RLIMIT_DATA).
 WORKER_HEAP_BYTES = 64 * 1024 * 1024
 WORKER_MEMORY_BYTES = 384 * 1024 * 1024
@@ -78,8 +78,16 @@ WORKER_MEMORY_BYTES = 384 * 1024 * 1024
 WORKER_NICE = 10
 # Most bytes of values, and most values, one query may return (rows are also
 # capped by max_returned_rows): the page Datasette renders from them is bounded.
-MAX_RESULT_BYTES = 8_000_000
-MAX_RESULT_CELLS = 20_000
+MAX_RESULT_BYTES = 4_000_000
+MAX_RESULT_CELLS = 10_000
+# The server itself renders what a worker found (an HTML page of 10,000 values
+# takes it a fifth of a second). So that back-to-back ad-hoc pages cannot fill
+# its time, a worker whose request ran a query rests this many times as long as
+# the request kept the server busy beyond the first AD_HOC_FREE_MS, at most
+# AD_HOC_REST_MAX_MS, before it takes the next one.
+AD_HOC_REST_FACTOR = 4
+AD_HOC_FREE_MS = 50
+AD_HOC_REST_MAX_MS = 1000
 
 # Datasette settings passed to every served instance (name -> value).
 DATASETTE_SETTINGS: dict[str, int | bool] = {

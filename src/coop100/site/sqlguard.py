@@ -30,7 +30,7 @@ from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import parse_qsl
 
 from datasette import hookimpl
@@ -69,6 +69,29 @@ _ORDINARY_ARGS = frozenset(
 )
 # Filter operators an index answers as a lookup (column=value is "exact").
 _LOOKUP_OPS = frozenset({"exact", "in", "isnull", "notnull"})
+
+
+class Interrupted(QueryInterrupted, sqlite3.OperationalError):  # type: ignore[misc]
+    """A query of an ad-hoc request stopped at its time budget.
+
+    Both kinds of error: where Datasette expects a timeout (counts, facets) it
+    is one; where it shows a query's error (`?sql=`), it is a short message
+    rather than an exception that escapes to a 500 or a logged traceback.
+    """
+
+    def __init__(self, sql: str, params: Any, limit_ms: float) -> None:
+        QueryInterrupted.__init__(self, sqlite3.OperationalError("interrupted"), sql, params)
+        sqlite3.OperationalError.__init__(self, self.message(limit_ms))
+
+    @staticmethod
+    def message(limit_ms: float) -> str:
+        return (
+            f"SQL query took too long: the time limit is {limit_ms:,.0f} ms. "
+            "Ask for less, or download the data and query it locally."
+        )
+
+    def __str__(self) -> str:
+        return str(self.args[0])
 
 
 @dataclass
@@ -224,8 +247,13 @@ class Pool:
         finally:
             self.waiting -= 1
 
-    def release(self, worker: Worker) -> None:
-        self.idle.put_nowait(worker)
+    def release(self, worker: Worker, rest: float = 0) -> None:
+        """Give a worker back, after rest seconds."""
+        if rest <= 0:
+            self.idle.put_nowait(worker)
+            return
+        loop = asyncio.get_running_loop()
+        loop.call_later(rest, self.idle.put_nowait, worker)
 
     def discard(self, worker: Worker) -> None:
         """Kill a worker that overran or failed, and start its replacement."""
@@ -244,7 +272,31 @@ class Lease:
     pool: Pool
     worker: Worker | None
     deadline: float
+    # `?sql=` pages show a query's error themselves; other pages (a table with
+    # `_where=`) would turn a timeout into an exception and a logged traceback,
+    # so for them the guard answers and cancels Datasette's work instead.
+    shows_errors: bool
+    # Seconds spent waiting for the worker's answers, and when the request began.
+    in_worker: float = 0.0
+    began: float = field(default_factory=time.monotonic)
+    # Set once the request's budget is spent on a page that does not show errors.
+    spent: asyncio.Event = field(default_factory=asyncio.Event)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def rest(self) -> float:
+        """Seconds the worker rests after this request (settings.AD_HOC_REST_FACTOR)."""
+        if not self.in_worker:
+            return 0.0
+        busy = time.monotonic() - self.began - self.in_worker - settings.AD_HOC_FREE_MS / 1000
+        return min(busy * settings.AD_HOC_REST_FACTOR, settings.AD_HOC_REST_MAX_MS / 1000)
+
+    async def out_of_time(self, sql: str, params: Any, limit_ms: float) -> NoReturn:
+        """Raise the timeout where the page shows it; else wait to be cancelled."""
+        if self.shows_errors:
+            raise Interrupted(sql, params, limit_ms)
+        self.spent.set()
+        await asyncio.Future()  # cancelled by guard_sql_requests, which answers
+        raise AssertionError("unreachable")
 
 
 _LEASE: ContextVar[Lease | None] = ContextVar("coop100_sql_lease", default=None)
@@ -310,12 +362,13 @@ class Guard:
             limit_ms = min(limit_ms, left_ms)
             worker = lease.worker
             if worker is None or limit_ms <= 0:
-                raise QueryInterrupted(sqlite3.OperationalError("interrupted"), sql, params)
+                await lease.out_of_time(sql, params, ds.sql_time_limit_ms)
             # Datasette's own rule: one row more than it shows, to tell it was truncated.
             max_rows = ds.max_returned_rows
             if max_rows == (page_size or ds.page_size):
                 max_rows += 1
             fetch = max_rows + 1 if truncate and max_rows else None
+            asked = time.monotonic()
             try:
                 answer = await asyncio.wait_for(
                     worker.ask((sql, params, limit_ms, fetch)),
@@ -333,15 +386,19 @@ class Guard:
                 self.pool.discard(worker)
                 if isinstance(error, asyncio.CancelledError):
                     raise
-                if isinstance(error, TimeoutError):
-                    raise QueryInterrupted(
-                        sqlite3.OperationalError("interrupted"), sql, params
-                    ) from None
-                raise sqlite3.OperationalError("The query ended its worker process.") from None
+                if not isinstance(error, TimeoutError):
+                    raise sqlite3.OperationalError("The query ended its worker process.") from None
+                await lease.out_of_time(sql, params, limit_ms)
+            finally:
+                lease.in_worker += time.monotonic() - asked
         if answer[0] == "error":
             _, kind, message = answer
+            if kind == "interrupted" and custom_time_limit and limit_ms < left_ms:
+                # A count or facet stopped at its own shorter limit: Datasette
+                # expects that and shows the page without it.
+                raise Interrupted(sql, params, limit_ms)
             if kind == "interrupted":
-                raise QueryInterrupted(sqlite3.OperationalError("interrupted"), sql, params)
+                await lease.out_of_time(sql, params, limit_ms)
             raise sqlite3.OperationalError(message)
         _, rows, description = answer
         truncated = bool(fetch) and len(rows) > max_rows
@@ -363,32 +420,30 @@ def _guard(datasette: Any) -> Guard | None:
     return _GUARDS[key]
 
 
-async def _busy(scope: Scope, send: Send) -> None:
-    """Answer 503: every worker is taken and the queue is full or too slow."""
-    message = (
-        "Too many queries are running at the moment; "
-        f"try again in {settings.RETRY_AFTER_SECONDS} seconds."
-    )
+async def _answer(scope: Scope, send: Send, status: int, message: str) -> None:
+    """Answer with a short message: JSON for .json URLs, else plain text."""
     path = scope.get("path", "")
     if path.endswith(".json"):
-        body = json.dumps({"ok": False, "error": message, "status": 503}).encode()
+        body = json.dumps({"ok": False, "error": message, "status": status}).encode()
         kind = b"application/json; charset=utf-8"
     else:
         body = message.encode()
         kind = b"text/plain; charset=utf-8"
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 503,
-            "headers": [
-                (b"content-type", kind),
-                (b"content-length", str(len(body)).encode()),
-                (b"retry-after", str(settings.RETRY_AFTER_SECONDS).encode()),
-                (b"cache-control", b"no-store"),
-            ],
-        }
-    )
+    headers = [
+        (b"content-type", kind),
+        (b"content-length", str(len(body)).encode()),
+        (b"cache-control", b"no-store"),
+    ]
+    if status == 503:
+        headers.append((b"retry-after", str(settings.RETRY_AFTER_SECONDS).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+_BUSY = (
+    "Too many queries are running at the moment; "
+    f"try again in {settings.RETRY_AFTER_SECONDS} seconds."
+)
 
 
 @hookimpl(specname="asgi_wrapper")  # type: ignore[untyped-decorator]
@@ -405,17 +460,50 @@ def guard_sql_requests(datasette: Any) -> Callable[[App], App]:
                 return
             worker = await guard.pool.acquire()
             if worker is None:
-                await _busy(scope, send)
+                await _answer(scope, send, 503, _BUSY)
                 return
             budget = (datasette.sql_time_limit_ms + settings.SQL_KILL_GRACE_MS) / 1000
-            lease = Lease(guard.pool, worker, time.monotonic() + budget)
+            path = scope.get("path", "").strip("/").split(".", 1)[0]
+            lease = Lease(
+                guard.pool,
+                worker,
+                time.monotonic() + budget,
+                shows_errors=tilde_decode(path) == settings.DATABASE,
+            )
+            started = False
+
+            async def send_started(message: MutableMapping[str, Any]) -> None:
+                nonlocal started
+                started = True
+                await send(message)
+
             token = _LEASE.set(lease)
+            # A task copies the context: every query of the page sees the lease.
+            page = asyncio.ensure_future(app(scope, receive, send_started))
+            spent = asyncio.ensure_future(lease.spent.wait())
             try:
-                await app(scope, receive, send)
+                await asyncio.wait({page, spent}, return_when=asyncio.FIRST_COMPLETED)
+                if not page.done():
+                    page.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await page
+                    limit = datasette.sql_time_limit_ms
+                    if started:
+                        await send({"type": "http.response.body", "body": b""})
+                    else:
+                        await _answer(scope, send, 400, Interrupted.message(limit))
+                else:
+                    page.result()
             finally:
+                # Also when the visitor went away and this request was cancelled.
+                spent.cancel()
+                page.cancel()
+                # Let the page's query give its worker back, or kill it, first.
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.gather(page, return_exceptions=True)
                 _LEASE.reset(token)
                 if lease.worker is not None:
-                    guard.pool.release(lease.worker)
+                    guard.pool.release(lease.worker, lease.rest())
 
         return guarded
 
