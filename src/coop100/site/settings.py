@@ -71,11 +71,13 @@ RETRY_AFTER_SECONDS = 2
 # A worker still busy this long after the time limit is killed (one SQLite call,
 # such as like() over a long value, is never interrupted) and replaced.
 SQL_KILL_GRACE_MS = 250
+# How long the first ad-hoc request waits for the first workers to start.
+WORKER_START_SECONDS = 10
 # Each worker's SQLite heap and its whole private memory (RLIMIT_DATA).
 WORKER_HEAP_BYTES = 64 * 1024 * 1024
 WORKER_MEMORY_BYTES = 384 * 1024 * 1024
-# Workers run at a lower CPU priority than the server answering ordinary pages.
-WORKER_NICE = 10
+# Workers run at the lowest CPU priority: the server answering ordinary pages comes first.
+WORKER_NICE = 19
 # Most bytes of values, and most values, one query may return (rows are also
 # capped by max_returned_rows): the page Datasette renders from them is bounded.
 MAX_RESULT_BYTES = 4_000_000

@@ -164,7 +164,6 @@ class Worker:
 
     def __init__(self, process: asyncio.subprocess.Process) -> None:
         self.process = process
-        self.pid = process.pid
 
     @classmethod
     async def start(cls, db_path: Path) -> Worker:
@@ -177,9 +176,14 @@ class Worker:
             stdout=asyncio.subprocess.PIPE,
         )
         worker = cls(process)
-        ready = await worker._read()
+        try:
+            ready = await worker._read()
+        except asyncio.IncompleteReadError:
+            ready = None
         if not (isinstance(ready, tuple) and ready[0] == "ready"):
-            raise RuntimeError(f"SQL worker did not start: {ready!r}")
+            worker.kill()
+            await process.wait()
+            raise RuntimeError(f"SQL worker did not start (exit code {process.returncode})")
         return worker
 
     async def ask(self, request: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -210,7 +214,6 @@ class Pool:
         self.idle: asyncio.Queue[Worker] = asyncio.Queue()
         self.waiting = 0
         self.started = asyncio.Event()
-        self.workers: dict[int, Worker] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         for _ in range(settings.SQL_WORKERS):
             self._replace()
@@ -223,12 +226,11 @@ class Pool:
     async def _spawn(self) -> None:
         try:
             worker = await Worker.start(self.db_path)
-        except (OSError, RuntimeError, asyncio.IncompleteReadError) as error:
+        except (OSError, RuntimeError) as error:
             print(f"coop100: could not start an SQL worker: {error}", file=sys.stderr)
             await asyncio.sleep(1)
             self._replace()
             return
-        self.workers[worker.pid] = worker
         self.idle.put_nowait(worker)
         self.started.set()
 
@@ -240,7 +242,7 @@ class Pool:
         try:
             if not self.started.is_set():
                 # The first workers are still starting: wait for them, not the queue limit.
-                await self.started.wait()
+                await asyncio.wait_for(self.started.wait(), settings.WORKER_START_SECONDS)
             return await asyncio.wait_for(self.idle.get(), settings.SQL_QUEUE_WAIT_MS / 1000)
         except TimeoutError:
             return None
@@ -258,7 +260,6 @@ class Pool:
     def discard(self, worker: Worker) -> None:
         """Kill a worker that overran or failed, and start its replacement."""
         worker.kill()
-        self.workers.pop(worker.pid, None)
         task = asyncio.get_running_loop().create_task(worker.process.wait())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
