@@ -82,6 +82,11 @@ def scenarios() -> dict[str, list[str]]:
                 f"replace({_LONG}, printf('%.*c', 49999, 'a') || 'b', '')"
             ),
             _sql(
+                f"select ltrim({_LONG}, printf('%.*c', 7999, 'b') || 'a'), "
+                f"rtrim({_LONG}, printf('%.*c', 7999, 'c') || 'a'), "
+                f"trim({_LONG}, printf('%.*c', 7999, 'd') || 'a')"
+            ),
+            _sql(
                 "select count(*) from json_each('[' || replace(printf('%.*c', 49999, 'x'), "
                 "'x', '1,') || '1]') a, json_each('[1,2,3]') b"
             ),
@@ -90,6 +95,11 @@ def scenarios() -> dict[str, list[str]]:
                 + "'"
                 + " OR ".join(f"{c}*" for c in "abcdefghijklmnopqrstuvwxyz")
                 + "' order by rank limit 5"
+            ),
+            _sql(
+                "select snippet(statements_fts, 0, printf('%.*c', 9999, '['), "
+                "printf('%.*c', 9999, ']'), '', 64) from statements_fts "
+                "where statements_fts match 'the OR a OR of' limit 1000"
             ),
         ],
         "huge results": [

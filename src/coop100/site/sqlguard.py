@@ -282,6 +282,9 @@ class Lease:
     began: float = field(default_factory=time.monotonic)
     # Set once the request's budget is spent on a page that does not show errors.
     spent: asyncio.Event = field(default_factory=asyncio.Event)
+    # Whether the response has begun: a CSV stream (`_stream=on`) writes a
+    # timeout into its last line, as Datasette does with its other errors.
+    started: bool = False
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def rest(self) -> float:
@@ -293,7 +296,7 @@ class Lease:
 
     async def out_of_time(self, sql: str, params: Any, limit_ms: float) -> NoReturn:
         """Raise the timeout where the page shows it; else wait to be cancelled."""
-        if self.shows_errors:
+        if self.shows_errors or self.started:
             raise Interrupted(sql, params, limit_ms)
         self.spent.set()
         await asyncio.Future()  # cancelled by guard_sql_requests, which answers
@@ -471,11 +474,9 @@ def guard_sql_requests(datasette: Any) -> Callable[[App], App]:
                 time.monotonic() + budget,
                 shows_errors=tilde_decode(path) == settings.DATABASE,
             )
-            started = False
 
             async def send_started(message: MutableMapping[str, Any]) -> None:
-                nonlocal started
-                started = True
+                lease.started = True
                 await send(message)
 
             token = _LEASE.set(lease)
@@ -488,11 +489,9 @@ def guard_sql_requests(datasette: Any) -> Callable[[App], App]:
                     page.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await page
-                    limit = datasette.sql_time_limit_ms
-                    if started:
-                        await send({"type": "http.response.body", "body": b""})
-                    else:
-                        await _answer(scope, send, 400, Interrupted.message(limit))
+                    await _answer(
+                        scope, send, 400, Interrupted.message(datasette.sql_time_limit_ms)
+                    )
                 else:
                     page.result()
             finally:
