@@ -28,6 +28,7 @@ import http.client
 import json
 import multiprocessing
 import os
+import re
 import shutil
 import socket
 import statistics
@@ -194,12 +195,14 @@ class Server:
         if pythonpath:
             env["PYTHONPATH"] = str(pythonpath)
         self.tmp = tmp
-        self.process = subprocess.Popen(
-            datasette_command(site, "127.0.0.1", self.port),
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        self.log = tmp / "server.log"
+        with self.log.open("wb") as log:
+            self.process = subprocess.Popen(
+                datasette_command(site, "127.0.0.1", self.port),
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + 600
         while True:
             try:
@@ -240,6 +243,16 @@ class Server:
                 continue
         return anon, temp
 
+    def errors(self) -> dict[str, int]:
+        """The server's answers with status 500, and the exceptions it logged, counted."""
+        found: Counter[str] = Counter()
+        for line in self.log.read_text(errors="replace").splitlines():
+            if line.endswith(" 500 Internal Server Error"):
+                found["500: " + line.split('"')[1][:120]] += 1
+            elif re.match(r"^[\w.]+(Error|Exception)\b", line):
+                found[line[:160]] += 1
+        return dict(found)
+
     def stop(self) -> None:
         self.process.terminate()
         try:
@@ -278,7 +291,7 @@ def _timed_get(port: int, path: str, end: float, timeout: float) -> tuple[str, f
 def _attack(port: int, attack: list[str], end: float, args: Any, out: Any) -> None:
     """In a process of its own (so visitors' timings share no GIL with it): the attackers."""
     statuses: Counter[str] = Counter()
-    longest = [0.0]
+    times: list[float] = []
     lock = threading.Lock()
 
     def attacker(offset: int) -> None:
@@ -287,7 +300,7 @@ def _attack(port: int, attack: list[str], end: float, args: Any, out: Any) -> No
             status, took = _timed_get(port, attack[i % len(attack)], end, args.timeout)
             with lock:
                 statuses[status] += 1
-                longest[0] = max(longest[0], took)
+                times.append(took)
             i += 1
 
     threads = [threading.Thread(target=attacker, args=(i,)) for i in range(args.clients)]
@@ -295,7 +308,7 @@ def _attack(port: int, attack: list[str], end: float, args: Any, out: Any) -> No
         thread.start()
     for thread in threads:
         thread.join()
-    out.put((dict(statuses), longest[0]))
+    out.put((dict(statuses), times))
 
 
 def run_scenario(
@@ -306,6 +319,8 @@ def run_scenario(
     visitor_times: list[float] = []
     visitor_errors: Counter[str] = Counter()
     peak = {"rss_anon_mb": 0.0, "temp_mb": 0.0}
+    # The machine's load average, sampled: on a shared machine, other jobs' load.
+    loads: list[float] = []
     killed = threading.Event()
     lock = threading.Lock()
     context = multiprocessing.get_context("fork")
@@ -333,6 +348,7 @@ def run_scenario(
             anon, temp = server.sample()
             peak["rss_anon_mb"] = max(peak["rss_anon_mb"], anon / 2**20)
             peak["temp_mb"] = max(peak["temp_mb"], temp / 2**20)
+            loads.append(os.getloadavg()[0])
             if anon > args.memory_ceiling * 2**20:
                 killed.set()
                 server.process.kill()
@@ -344,7 +360,7 @@ def run_scenario(
         thread.start()
     for thread in threads:
         thread.join()
-    statuses, longest_attack = results.get() if attack else ({}, 0.0)
+    statuses, attack_times = results.get() if attack else ({}, [])
     if attack:
         attackers.join()
     killed_early = killed.is_set()
@@ -358,10 +374,13 @@ def run_scenario(
         "visitor_max_ms": round(times[-1] * 1000) if times else None,
         "visitor_errors": dict(visitor_errors),
         "attack_statuses": statuses,
-        "longest_request_ms": round(max([longest_attack, *times]) * 1000),
+        "longest_request_ms": round(max([*attack_times, *times]) * 1000),
+        "requests_over_2_s": sum(took > 2 for took in [*attack_times, *times]),
+        "requests": len(attack_times) + len(times),
         "peak_rss_anon_mb": round(peak["rss_anon_mb"]),
         "peak_temp_mb": round(peak["temp_mb"]),
         "server_killed_at_memory_ceiling": killed_early,
+        "machine_load_average": round(statistics.mean(loads), 1) if loads else None,
     }
 
 
@@ -411,12 +430,19 @@ def run_variant(
             quiet = run_scenario(server, [], visits, calm)
             entry = run_scenario(server, attack, visits, args)
             entry["quiet_visitor_p95_ms"] = quiet["visitor_p95_ms"]
+            entry["server_errors"] = server.errors()
         finally:
             server.stop()
             shutil.rmtree(tmp, ignore_errors=True)
         results[scenario] = entry
         print(f"{name:>9} | {scenario}: {json.dumps(entry)}", flush=True)
     return results
+
+
+def _over(entry: dict[str, Any]) -> str:
+    if "requests" not in entry:  # a report from before these were counted
+        return "–"
+    return f"{entry['requests_over_2_s']} of {entry['requests']}"
 
 
 def markdown(report: dict[str, Any]) -> str:
@@ -430,11 +456,13 @@ def markdown(report: dict[str, Any]) -> str:
         "Visitor p95 quiet is the same visitors for 5 s before the attack. "
         "RSS is RssAnon of the server and its SQL workers (the mapped database file "
         "is not in it). Targets: visitor p95 < 500 ms, no visitor errors, no request "
-        "past 2 s, RssAnon < 512 MB, temporary files bounded.",
+        "past 2 s, RssAnon < 512 MB, temporary files bounded. Load is the machine's "
+        "1-minute load average during the scenario (2 cores, shared with other jobs).",
         "",
         "| code | scenario | visitor p95 quiet ms | visitor p50 / p95 / max ms | visitor errors "
-        "| longest request ms | peak RssAnon MB | peak temp MB | hostile answers |",
-        "|---|---|---:|---:|---|---:|---:|---:|---|",
+        "| longest request ms | requests over 2 s | peak RssAnon MB | peak temp MB "
+        "| hostile answers | load |",
+        "|---|---|---:|---:|---|---:|---:|---:|---:|---|---:|",
     ]
     for variant, results in report["variants"].items():
         for scenario, e in results.items():
@@ -447,8 +475,15 @@ def markdown(report: dict[str, Any]) -> str:
                 f"| {variant} | {scenario} | {e['quiet_visitor_p95_ms']} | "
                 f"{e['visitor_p50_ms']} / {e['visitor_p95_ms']} / {e['visitor_max_ms']} | "
                 f"{errors} of {e['visitor_requests']} | {e['longest_request_ms']} | "
-                f"{e['peak_rss_anon_mb']}{killed} | {e['peak_temp_mb']} | {answers} |"
+                f"{_over(e)} | "
+                f"{e['peak_rss_anon_mb']}{killed} | {e['peak_temp_mb']} | {answers} | "
+                f"{e.get('machine_load_average', '–')} |"
             )
+    lines.append("")
+    for variant, results in report["variants"].items():
+        for scenario, e in results.items():
+            for error, count in (e.get("server_errors") or {}).items():
+                lines.append(f"- {variant}, {scenario}: {count} × `{error}`")
     return "\n".join(lines) + "\n"
 
 
