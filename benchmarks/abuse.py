@@ -195,7 +195,7 @@ class Server:
         if pythonpath:
             env["PYTHONPATH"] = str(pythonpath)
         self.tmp = tmp
-        self.log = tmp / "server.log"
+        self.log = tmp.with_name(f"{tmp.name}.log")  # not in tmp: temporary files are counted
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(
                 datasette_command(site, "127.0.0.1", self.port),
@@ -237,7 +237,7 @@ class Server:
                         anon += int(line.split()[1]) * 1024
                 for fd in Path(f"/proc/{pid}/fd").iterdir():
                     target = os.readlink(fd)
-                    if target.startswith(str(self.tmp)):
+                    if target.startswith(f"{self.tmp}/"):
                         temp += os.stat(fd).st_size
             except OSError:
                 continue

@@ -103,6 +103,10 @@ def main(path: str) -> None:
     conn = sqlite3.connect(f"file:{path}?immutable=1", uri=True)
     conn.text_factory = lambda b: str(b, "utf-8", "replace")
     conn.execute(f"pragma mmap_size = {settings.MMAP_BYTES}")
+    # A sort spills to temporary files once it outgrows the page cache, whatever
+    # temp_store says; with a cache as large as the heap it fails for lack of
+    # memory first, and no visitor's query writes to the disk.
+    conn.execute(f"pragma cache_size = -{settings.WORKER_HEAP_BYTES // 1024}")
     harden(conn, heap_limit=settings.WORKER_HEAP_BYTES)
     conn.create_function("escape_fts", 1, escape_fts)
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
