@@ -84,9 +84,10 @@ MAX_RESULT_BYTES = 4_000_000
 MAX_RESULT_CELLS = 10_000
 # The server itself renders what a worker found (an HTML page of 10,000 values
 # takes it a fifth of a second). So that back-to-back ad-hoc pages cannot fill
-# its time, a worker whose request ran a query rests this many times as long as
-# the request kept the server busy beyond the first AD_HOC_FREE_MS, at most
-# AD_HOC_REST_MAX_MS, before it takes the next one.
+# its time, a worker whose request returned AD_HOC_REST_VALUES values or more
+# rests this many times as long as the request kept the server busy beyond the
+# first AD_HOC_FREE_MS, at most AD_HOC_REST_MAX_MS, before it takes the next one.
+AD_HOC_REST_VALUES = 1_000
 AD_HOC_REST_FACTOR = 4
 AD_HOC_FREE_MS = 50
 AD_HOC_REST_MAX_MS = 1000

@@ -279,6 +279,8 @@ class Lease:
     shows_errors: bool
     # Seconds spent waiting for the worker's answers, and when the request began.
     in_worker: float = 0.0
+    # Values its queries returned: what the server then renders.
+    values: int = 0
     began: float = field(default_factory=time.monotonic)
     # Set once the request's budget is spent on a page that does not show errors.
     spent: asyncio.Event = field(default_factory=asyncio.Event)
@@ -289,7 +291,7 @@ class Lease:
 
     def rest(self) -> float:
         """Seconds the worker rests after this request (settings.AD_HOC_REST_FACTOR)."""
-        if not self.in_worker:
+        if self.values < settings.AD_HOC_REST_VALUES:
             return 0.0
         busy = time.monotonic() - self.began - self.in_worker - settings.AD_HOC_FREE_MS / 1000
         return min(busy * settings.AD_HOC_REST_FACTOR, settings.AD_HOC_REST_MAX_MS / 1000)
@@ -405,6 +407,7 @@ class Guard:
                 await lease.out_of_time(sql, params, limit_ms)
             raise sqlite3.OperationalError(message)
         _, rows, description = answer
+        lease.values += len(rows) * len(description or ())
         truncated = bool(fetch) and len(rows) > max_rows
         return Results(
             _as_rows(rows[:max_rows] if fetch else rows, description), truncated, description
