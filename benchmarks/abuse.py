@@ -31,6 +31,7 @@ import os
 import re
 import shutil
 import socket
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -152,8 +153,6 @@ def scenarios() -> dict[str, list[str]]:
 
 def visitor_pages(db_path: Path) -> list[str]:
     """What an ordinary visitor loads: landing, table pages, a row, a search, a canned query."""
-    import sqlite3
-
     conn = sqlite3.connect(f"file:{db_path}?immutable=1", uri=True)
     (statement,) = conn.execute("select statement_id from statements limit 1").fetchone()
     conn.close()
@@ -507,6 +506,8 @@ def main() -> None:
         site = prepare(args.archive, work)
         visits = visitor_pages(site.db_path)
         size_mb = site.db_path.stat().st_size // 2**20
+        with sqlite3.connect(f"file:{site.db_path}?immutable=1", uri=True) as conn:
+            (statements,) = conn.execute("select count(*) from statements").fetchone()
         variants: dict[str, Any] = {}
         if args.baseline:
             found = baseline_source(args.baseline, work)
@@ -523,7 +524,7 @@ def main() -> None:
         "visitors": args.visitors,
         "seconds": args.seconds,
         "visitor_pages": visits,
-        "database": f"{args.archive.name if args.archive else 'the package'} ({size_mb} MB)",
+        "database": f"{statements:,} statements ({size_mb:,} MB)",
         "machine": machine(),
         "variants": variants,
     }
