@@ -74,6 +74,8 @@ bad-records: $(STAMP) ## Rewrite the expected errors in tests/bad_records/ (revi
 	COOP100_REWRITE_BAD_RECORDS=1 $(BIN)/pytest -q tests/test_bad_records.py -k build
 data-diff: $(STAMP) ## What the data changed since BASE (default main), as Markdown: rows added, removed, changed
 	bash .ci/data-diff $(or $(BASE),main)
+bench-abuse: $(STAMP) ## The site under 20 hostile clients per class, against the code before the SQL guard (~8 min; benchmarks/results/abuse.md)
+	$(BIN)/python benchmarks/abuse.py --baseline auto
 
 bench: $(STAMP) ## Benchmark 10k/100k/1M statements against the baselines, then serving (~45 min; benchmarks/results/)
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
@@ -90,5 +92,4 @@ upgrade: ## Re-resolve the newest allowed dependencies and rewrite constraints.t
 	echo "hatchling==1.33.0" >> constraints.txt
 	rm -rf .venv-upgrade
 
-.PHONY: help install lint format typecheck build validate serve serve-replicas bench-replicas bench-serve bench-errors bench-diff test bench upgrade bad-records data-diff
-.PHONY: help install lint format typecheck build validate serve bench-serve test test-all bench upgrade bad-records
+.PHONY: help install lint format typecheck build validate serve serve-replicas bench-replicas bench-serve bench-errors bench-diff bench-abuse test test-all bench upgrade bad-records data-diff

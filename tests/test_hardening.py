@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from coop100.site.build import Site
-from coop100.site.plugin import harden
+from coop100.site.hardening import harden
 from tests.site_fixtures import DATABASE, sha256
 
 WRITES = [

@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
+import inspect
 import json
 import logging
 import re
@@ -189,10 +190,15 @@ def _render_blob(render: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitab
 
 
 def _quiet(execute: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    signature = inspect.signature(execute)
+
     @functools.wraps(execute)
     async def quiet(*args: Any, **kwargs: Any) -> Any:
-        # Datasette's own callers ask for the log explicitly.
-        return await execute(*args, **{**kwargs, "log_sql_errors": False})
+        # Datasette's own callers ask for the log explicitly, by name or (the SQL
+        # guard's routing, coop100.site.sqlguard) by position.
+        bound = signature.bind(*args, **kwargs)
+        bound.arguments["log_sql_errors"] = False
+        return await execute(*bound.args, **bound.kwargs)
 
     return quiet
 

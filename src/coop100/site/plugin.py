@@ -1,8 +1,7 @@
-"""Datasette plugin: make every connection read-only and cap what one query can build.
+"""Datasette plugin: a read-only, bounded site with stored facets and its own landing page.
 
-Datasette's sql_time_limit_ms interrupts between SQLite steps, but one call such
-as randomblob(1000000000) is a single step that allocates a gigabyte before the
-clock is checked. Capping value sizes makes such calls fail at once.
+Every connection is hardened (coop100.site.hardening); SQL a visitor writes runs
+in killable worker processes (coop100.site.sqlguard).
 """
 
 from __future__ import annotations
@@ -27,6 +26,7 @@ from markupsafe import Markup, escape
 from coop100.site import settings
 from coop100.site.arguments import read_arguments  # noqa: F401  (registers its asgi_wrapper)
 from coop100.site.downloads import serve_downloads  # noqa: F401  (registers its asgi_wrapper)
+from coop100.site.hardening import harden
 from coop100.site.http import (  # noqa: F401 - hooks of this plugin
     asgi_wrapper,
     handle_exception,
@@ -35,120 +35,12 @@ from coop100.site.http import (  # noqa: F401 - hooks of this plugin
 from coop100.site.pages import page_css_urls, page_routes, page_template_vars  # noqa: F401
 from coop100.site.precounted import PrecountedColumnFacet
 from coop100.site.search import cap_searches, search_routes  # noqa: F401  (hookimpls)
+from coop100.site.sqlguard import guard_sql_requests as guard_sql_requests
 
 # Datasette's own bookkeeping database, which it writes to, and the scratch
 # in-memory connection /-/versions creates a table in (not served without --memory).
 _INTERNAL = "_internal"
 _MEMORY = "_memory"
-
-# Authorizer actions that change a database or the connection's view of files.
-_WRITES = frozenset(
-    getattr(sqlite3, name)
-    for name in dir(sqlite3)
-    if name.startswith(("SQLITE_CREATE_", "SQLITE_DROP_"))
-    or name
-    in {
-        "SQLITE_INSERT",
-        "SQLITE_UPDATE",
-        "SQLITE_DELETE",
-        "SQLITE_ALTER_TABLE",
-        "SQLITE_ATTACH",
-        "SQLITE_DETACH",
-        "SQLITE_REINDEX",
-        "SQLITE_ANALYZE",
-    }
-)
-# Pragmas whose argument names what to read rather than a value to set.
-_READ_PRAGMAS = frozenset(
-    {"table_info", "table_xinfo", "index_list", "index_info", "index_xinfo", "foreign_key_list"}
-)
-
-
-def authorize(
-    action: int, arg1: str | None, arg2: str | None, db: str | None, trigger: str | None
-) -> int:
-    """Deny every write, attach, pragma assignment and forbidden function."""
-    if action == sqlite3.SQLITE_UPDATE and arg1 == "sqlite_master":
-        # SQLite asks this while it parses a virtual table's declaration; a real
-        # update of the schema still needs writable_schema, a denied pragma.
-        return sqlite3.SQLITE_OK
-    if action in _WRITES:
-        return sqlite3.SQLITE_DENY
-    if action == sqlite3.SQLITE_PRAGMA and arg2 is not None and arg1 not in _READ_PRAGMAS:
-        return sqlite3.SQLITE_DENY
-    if action == sqlite3.SQLITE_FUNCTION and (arg2 or "").lower() in settings.FORBIDDEN_FUNCTIONS:
-        return sqlite3.SQLITE_DENY
-    return sqlite3.SQLITE_OK
-
-
-def _limit(conn: sqlite3.Connection) -> None:
-    conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, settings.MAX_VALUE_BYTES)
-    conn.setlimit(sqlite3.SQLITE_LIMIT_SQL_LENGTH, settings.MAX_SQL_BYTES)
-    conn.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
-
-
-# A conversion in a printf format, with its width and precision: a number, or *
-# taking the next argument. "%%" is a literal percent sign and takes none.
-_PRINTF_SIZES = re.compile(r"%(%|[-+ #0,!]*(\d+|\*)?(?:\.(\d+|\*))?)")
-
-
-_LEADING_NUMBER = re.compile(r"\s*[-+]?(\d+\.?\d*(?:[eE][-+]?\d+)?)")
-
-
-def _as_int(value: Any) -> int:
-    """Read value as SQLite would when printf takes it as a width: its leading number."""
-    if isinstance(value, bytes):
-        value = value.decode("latin-1")
-    if isinstance(value, str):
-        match = _LEADING_NUMBER.match(value)
-        value = float(match.group(0)) if match else 0
-    try:
-        return int(min(max(float(value), -1e18), 1e18))
-    except (TypeError, ValueError, OverflowError):
-        return 0
-
-
-def _bounded_printf() -> Any:
-    """Return printf that refuses widths past the value limit before building anything.
-
-    SQLite's own printf('%.*c', 1000000000, 'x') counts to a billion inside one
-    call before the length limit turns the result into NULL, which takes seconds
-    that sql_time_limit_ms cannot interrupt. Formatting is still SQLite's, done
-    on a private in-memory connection with the same limits.
-    """
-    formatter = sqlite3.connect(":memory:", check_same_thread=False)
-    _limit(formatter)
-
-    def printf(fmt: Any, *args: Any) -> Any:
-        if isinstance(fmt, str):
-            star_args = iter(args)
-            for whole, width, precision in _PRINTF_SIZES.findall(fmt):
-                if whole == "%":
-                    continue
-                for size in (width, precision):
-                    value = _as_int(next(star_args, 0) if size == "*" else size or 0)
-                    if abs(value) > settings.MAX_VALUE_BYTES:
-                        # One byte past the limit: SQLite then refuses the value with
-                        # its usual "string or blob too big", having built nothing large.
-                        return "x" * (settings.MAX_VALUE_BYTES + 1)
-        marks = ", ".join("?" * (len(args) + 1))
-        return formatter.execute(f"select printf({marks})", (fmt, *args)).fetchone()[0]
-
-    return printf
-
-
-def harden(conn: sqlite3.Connection, read_only: bool = True) -> None:
-    """Cap value sizes, forbid attach and extensions and, if read_only, every write."""
-    _limit(conn)
-    printf = _bounded_printf()
-    for name in ("printf", "format"):
-        conn.create_function(name, -1, printf, deterministic=True)
-    if hasattr(conn, "enable_load_extension"):
-        conn.enable_load_extension(False)
-    conn.execute(f"pragma hard_heap_limit = {settings.HEAP_LIMIT_BYTES}")
-    if read_only:
-        conn.execute("pragma query_only = 1")
-        conn.set_authorizer(authorize)
 
 
 @hookimpl  # type: ignore[untyped-decorator]

@@ -34,13 +34,34 @@ NUM_SQL_THREADS = 3
 # default_cache_ttl) and the landing page, which changes only with the package.
 CACHE_TTL_SECONDS = 60
 
-# -- limits (SQLite, set on every connection by coop100.site.plugin) ----------
+# -- limits (SQLite, set on every connection by coop100.site.hardening) -------
 
-# Largest string or blob any expression may build: far above the longest value
-# in the package (2,000 characters), far below what would exhaust memory.
-MAX_VALUE_BYTES = 1_000_000
+# Largest string or blob any expression may build or read. The longest value
+# stored at a million statements is a 4,053-byte FTS5 page; a record's longest
+# text is 2,000 characters (at most 8,000 bytes). 100 kB leaves room for
+# group_concat and friends while bounding what one call (like, instr, replace)
+# can walk through.
+MAX_VALUE_BYTES = 100_000
 MAX_SQL_BYTES = 100_000
-# SQLite's own heap for the whole process; a runaway sort fails instead of growing.
+# SQLite's run-time limits (sqlite3_limit), name -> value, on every connection.
+# The canned queries, Datasette's own table, facet and search queries and the
+# million-statement archive need far less than any of these.
+SQLITE_LIMITS: dict[str, int] = {
+    "SQLITE_LIMIT_LENGTH": MAX_VALUE_BYTES,
+    "SQLITE_LIMIT_SQL_LENGTH": MAX_SQL_BYTES,
+    "SQLITE_LIMIT_ATTACHED": 0,
+    # A LIKE or GLOB pattern: twice the longest text a record may hold.
+    "SQLITE_LIMIT_LIKE_PATTERN_LENGTH": 4_000,
+    # Columns of a result, table, index, ORDER BY or GROUP BY (widest table: 20).
+    "SQLITE_LIMIT_COLUMN": 200,
+    # Nesting of an expression; a table page with every filter set is below 50.
+    "SQLITE_LIMIT_EXPR_DEPTH": 100,
+    "SQLITE_LIMIT_COMPOUND_SELECT": 20,
+    "SQLITE_LIMIT_FUNCTION_ARG": 64,
+    "SQLITE_LIMIT_VARIABLE_NUMBER": 1_000,
+}
+# SQLite's own heap for the whole served process; a runaway sort fails instead of
+# growing. Arbitrary SQL runs in worker processes with a heap of their own.
 HEAP_LIMIT_BYTES = 256 * 1024 * 1024
 # How much of a served database file each connection maps into memory (the whole
 # file at a million statements); reads, not the heap, so not capped by the above.
@@ -49,6 +70,42 @@ MMAP_BYTES = 4 << 30
 FORBIDDEN_FUNCTIONS = frozenset(
     {"load_extension", "readfile", "writefile", "edit", "fts3_tokenizer"}
 )
+
+# -- limits (arbitrary SQL, run by coop100.site.sqlguard) ----------------------
+
+# A request carrying SQL a visitor wrote (?sql=, _where=) or a filter, sort or
+# facet of their own choosing runs its queries in one of these worker
+# processes, never on Datasette's threads; table pages, row pages, searches and
+# canned queries keep those threads to themselves.
+SQL_WORKERS = 2
+# How long such a request waits for a free worker before a 503 with Retry-After.
+SQL_QUEUE_WAIT_MS = 250
+# More requests waiting than this get the 503 at once.
+SQL_QUEUE_LENGTH = 20
+RETRY_AFTER_SECONDS = 2
+# A worker still busy this long after the time limit is killed (one SQLite call,
+# such as like() over a long value, is never interrupted) and replaced.
+SQL_KILL_GRACE_MS = 250
+# How long the first ad-hoc request waits for the first workers to start.
+WORKER_START_SECONDS = 10
+# Each worker's SQLite heap and its whole private memory (RLIMIT_DATA).
+WORKER_HEAP_BYTES = 64 * 1024 * 1024
+WORKER_MEMORY_BYTES = 384 * 1024 * 1024
+# Workers run at the lowest CPU priority: the server answering ordinary pages comes first.
+WORKER_NICE = 19
+# Most bytes of values, and most values, one query may return (rows are also
+# capped by max_returned_rows): the page Datasette renders from them is bounded.
+MAX_RESULT_BYTES = 4_000_000
+MAX_RESULT_CELLS = 10_000
+# The server itself renders what a worker found (an HTML page of 10,000 values
+# takes it a fifth of a second). So that back-to-back ad-hoc pages cannot fill
+# its time, a worker whose request returned AD_HOC_REST_VALUES values or more
+# rests this many times as long as the request kept the server busy beyond the
+# first AD_HOC_FREE_MS, at most AD_HOC_REST_MAX_MS, before it takes the next one.
+AD_HOC_REST_VALUES = 1_000
+AD_HOC_REST_FACTOR = 4
+AD_HOC_FREE_MS = 50
+AD_HOC_REST_MAX_MS = 1000
 
 # Datasette settings passed to every served instance (name -> value).
 DATASETTE_SETTINGS: dict[str, int | bool] = {
