@@ -25,9 +25,9 @@ from typing import Any
 
 import jinja2
 from datasette import hookimpl
-from datasette.utils import sqlite_timelimit, tilde_encode, urlsafe_components
+from datasette.utils import escape_sqlite, sqlite_timelimit, tilde_encode, urlsafe_components
 from datasette.utils.asgi import Response
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from coop100.site import settings, svg
 
@@ -712,3 +712,57 @@ async def _stylesheet() -> Response:
         content_type="text/css; charset=utf-8",
         headers={"Cache-Control": f"max-age={settings.CACHE_TTL_SECONDS}"},
     )
+
+
+# -- foreign keys on Datasette's own row pages -------------------------------------
+
+_FOREIGN_KEYS: dict[tuple[str, str], list[dict[str, str]]] = {}
+_LABEL_COLUMNS: dict[tuple[str, str], str | None] = {}
+
+
+@hookimpl(specname="render_cell")  # type: ignore[untyped-decorator]
+def label_foreign_keys(
+    value: Any, column: str, table: str | None, database: str, datasette: Any
+) -> Any:
+    """Show a foreign key on a row page as a link labelled with the row it points to.
+
+    Table pages already expand labels (the value then arrives as a dict); row
+    pages in Datasette 0.65 show the bare id, which this fills in the same way.
+    """
+    if database != settings.DATABASE or table is None or value in (None, ""):
+        return None
+    if isinstance(value, dict):
+        return None
+    known = _FOREIGN_KEYS.get((database, table))
+    if known is not None and all(f["column"] != column for f in known):
+        # Most cells: no coroutine, no query (a 1M-statement table page has ~400 cells).
+        return None
+
+    async def link() -> Markup | None:
+        db = datasette.get_database(database)
+        # The database is immutable, so its keys and label columns are read once.
+        fks = _FOREIGN_KEYS.get((database, table))
+        if fks is None:
+            fks = _FOREIGN_KEYS[(database, table)] = await db.foreign_keys_for_table(table)
+        fk = next((f for f in fks if f["column"] == column), None)
+        if fk is None:
+            return None
+        other = fk["other_table"]
+        if (database, other) not in _LABEL_COLUMNS:
+            _LABEL_COLUMNS[(database, other)] = await db.label_column_for_table(other)
+        label_column = _LABEL_COLUMNS[(database, other)]
+        label = None
+        if label_column:
+            result = await db.execute(
+                f"select {escape_sqlite(label_column)} from {escape_sqlite(other)} "
+                f"where {escape_sqlite(fk['other_column'])} = ?",
+                [value],
+            )
+            row = result.first()
+            label = row[0] if row else None
+        href = datasette.urls.row(database, other, tilde_encode(str(value)))
+        if label is None or label == value:
+            return Markup(f'<a href="{escape(href)}">{escape(value)}</a>')
+        return Markup(f'<a href="{escape(href)}">{escape(label)}</a>&nbsp;<em>{escape(value)}</em>')
+
+    return link

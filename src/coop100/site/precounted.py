@@ -11,8 +11,10 @@ over every row the page counts, not only the rows after the cursor.
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from typing import Any
 
+from datasette import hookimpl
 from datasette.database import QueryInterrupted
 from datasette.facets import ColumnFacet
 from datasette.utils import (
@@ -201,3 +203,17 @@ def _cursors(pks: list[str], sort: str | None, count: int) -> list[tuple[str, li
         clause = f"({column} > {value} or ({column} = {value} and {after}))"
         found.append((clause, [f"p{first + i}" for i in range(len(pks) + 1)]))
     return found
+
+
+@hookimpl(specname="register_facet_classes", wrapper=True)  # type: ignore[untyped-decorator]
+def use_stored_facets() -> Generator[None, list[list[type]], list[list[type]]]:
+    """Swap Datasette's column facet for one that reads the counts stored with the database.
+
+    Same facets, same links and labels (above); a wrapper, so
+    Datasette's date and array facets stay as they are.
+    """
+    registered = yield
+    return [
+        [PrecountedColumnFacet if cls is ColumnFacet else cls for cls in classes]
+        for classes in registered
+    ]

@@ -253,3 +253,28 @@ async def ranked_matches(
         "ranked": ranked,
         "next": offset + limit if offset + limit < ranked else None,
     }
+
+
+@hookimpl(specname="filters_from_request", trylast=True)  # type: ignore[untyped-decorator]
+def search_views(request: Any, database: str, table: str, datasette: Any) -> FilterArguments | None:
+    """Search a view (`?_search=`) through the full-text index of the table it shows.
+
+    Runs after Datasette's own search filter, which finds no index for a view and
+    would otherwise switch the search box off again.
+    """
+    if database != settings.DATABASE or table not in settings.VIEW_SEARCH:
+        return None
+    base, key = settings.VIEW_SEARCH[table]
+    search = request.args.get("_search", "")
+    if not search:
+        return FilterArguments([], extra_context={"supports_search": True})
+    fts, key, base = escape_sqlite(f"{base}_fts"), escape_sqlite(key), escape_sqlite(base)
+    return FilterArguments(
+        [
+            f"{key} in (select {key} from {base} where rowid in "
+            f"(select rowid from {fts} where {fts} match escape_fts(:coop100_search)))"
+        ],
+        params={"coop100_search": search},
+        human_descriptions=[f'search matches "{search}"'],
+        extra_context={"supports_search": True, "search": search},
+    )

@@ -38,6 +38,7 @@ from datasette.database import QueryInterrupted, Results
 from datasette.utils import tilde_decode
 
 from coop100.site import settings
+from coop100.site.hardening import harden
 from coop100.site.queries import CANNED_QUERIES
 
 Scope = MutableMapping[str, Any]
@@ -511,3 +512,23 @@ def guard_sql_requests(datasette: Any) -> Callable[[App], App]:
         return guarded
 
     return wrap
+
+
+# -- every connection ------------------------------------------------------------
+
+# Datasette's own bookkeeping database, which it writes to, and the scratch
+# in-memory connection /-/versions creates a table in (not served without --memory).
+_INTERNAL = "_internal"
+_MEMORY = "_memory"
+
+
+@hookimpl(specname="prepare_connection")  # type: ignore[untyped-decorator]
+def harden_connections(conn: sqlite3.Connection, database: str, datasette: Any) -> None:
+    """Harden every connection to a published database and map its file into memory."""
+    if database == _INTERNAL:
+        return
+    if database != _MEMORY:
+        # Pages are read from the mapped file instead of copied through a read()
+        # call each: a search touching a million rows takes about half the time.
+        conn.execute(f"pragma mmap_size = {settings.MMAP_BYTES}")
+    harden(conn, read_only=database != _MEMORY)
