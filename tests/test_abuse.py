@@ -26,6 +26,9 @@ from coop100.site.hardening import harden
 from coop100.site.sqlguard import Names
 from tests.site_fixtures import DATABASE, ROOT
 
+# End to end (real processes, servers, browsers): `make test-all` and CI run it.
+pytestmark = pytest.mark.slow
+
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import abuse  # noqa: E402
 

@@ -342,6 +342,7 @@ def test_serve_load_runs_on_a_tiny_archive(tmp_path: Path) -> None:
     assert "| filtered page |" in (tmp_path / "serve.md").read_text()
 
 
+@pytest.mark.slow
 def test_replicas_load_runs_on_a_tiny_archive(tmp_path: Path) -> None:
     for tool in ("wrk", "nginx"):
         if shutil.which(tool, path=f"{os.environ.get('PATH', '')}:/usr/sbin") is None:

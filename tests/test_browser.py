@@ -13,6 +13,9 @@ import pytest
 
 from tests.site_fixtures import DATABASE, ROOT
 
+# End to end (real processes, servers, browsers): `make test-all` and CI run it.
+pytestmark = pytest.mark.slow
+
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = ROOT / "build" / "screenshots"
 # Without the networking flags Chromium reaches for Google's hosts, which this

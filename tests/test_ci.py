@@ -37,6 +37,9 @@ from coop100.cli import cli
 from .conftest import ROOT
 from .test_bad_records import CASES_DIR, _load, apply_case
 
+# End to end (real processes, servers, browsers): `make test-all` and CI run it.
+pytestmark = pytest.mark.slow
+
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.y*ml"))
 CI = ROOT / ".github" / "workflows" / "ci.yml"
 CHECK_JSONSCHEMA = Path(sys.executable).parent / "check-jsonschema"

@@ -27,6 +27,9 @@ from coop100.site import settings as site_settings
 from coop100.site.downloads import read_downloads
 from tests.site_fixtures import DATABASE, serving
 
+# End to end (real processes, servers, browsers): `make test-all` and CI run it.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import synth  # noqa: E402

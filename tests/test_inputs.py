@@ -24,6 +24,9 @@ from coop100.models import MODEL_BY_TABLE
 
 from .conftest import RECORDS
 
+# End to end (real processes, servers, browsers): `make test-all` and CI run it.
+pytestmark = pytest.mark.slow
+
 PLAIN = "records must be plain files: replace it with the file itself"
 BULK_LINE = (
     '{"participation_id": "bulk-extra", "person_id": "simel-esim", '

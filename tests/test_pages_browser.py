@@ -17,6 +17,9 @@ import pytest
 from tests.site_fixtures import DATABASE, ROOT
 from tests.test_browser import SCREENSHOTS, browser  # noqa: F401, F811
 
+# End to end (real processes, servers, browsers): `make test-all` and CI run it.
+pytestmark = pytest.mark.slow
+
 AXE = ROOT / ".venv" / "node" / "node_modules" / "axe-core" / "axe.min.js"
 # What the site's headers will demand: no inline script, style or event handler.
 STRICT_CSP = "default-src 'self'"

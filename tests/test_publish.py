@@ -27,6 +27,9 @@ from coop100.pipeline import build
 from .conftest import RECORDS
 from .site_fixtures import free_port
 
+# End to end (real processes, servers, browsers): `make test-all` and CI run it.
+pytestmark = pytest.mark.slow
+
 # Checkpoints in package.py, in the order a build passes them. Before the journal
 # is written ("committed") a kill must leave the old package; from then on the
 # next build or validate must finish publishing the new one.

@@ -16,6 +16,9 @@ from coop100.site import replicas
 from tests.site_fixtures import DATABASE, copy_package
 from tests.test_downloads import PARQUET, curl
 
+# End to end (real processes, servers, browsers): `make test-all` and CI run it.
+pytestmark = pytest.mark.slow
+
 
 def _nginx() -> str:
     found = shutil.which("nginx", path=f"{os.environ.get('PATH', '')}:/usr/sbin")
