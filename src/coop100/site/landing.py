@@ -8,6 +8,7 @@ every page.
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,11 +35,11 @@ def landing_row_counts(template: str, datasette: Any) -> Any:
 @hookimpl(specname="register_routes")  # type: ignore[untyped-decorator]
 def landing_routes(datasette: Any) -> list[tuple[str, Any]]:
     """Serve the landing page `/` ourselves; `/.json` stays Datasette's own index."""
-    return [(r"^/$", landing_page), (rf"^{re.escape(CSS_URL)}$", stylesheet)]
+    return [(r"^/$", landing_page), stylesheet_route(CSS_URL, "coop100.css")]
 
 
 CSS_URL = "/-/coop100.css"
-_CSS = Path(__file__).parent / "static" / "coop100.css"
+_STATIC = Path(__file__).parent / "static"
 
 
 @hookimpl(specname="extra_css_urls")  # type: ignore[untyped-decorator]
@@ -47,13 +48,19 @@ def site_css() -> list[str]:
     return [CSS_URL]
 
 
-async def stylesheet() -> Response:
-    """Serve static/coop100.css (Datasette serves plugin static/ folders only for packages)."""
-    return Response(
-        _CSS.read_text(encoding="utf-8"),
-        content_type="text/css; charset=utf-8",
-        headers={"Cache-Control": f"max-age={settings.CACHE_TTL_SECONDS}"},
-    )
+def stylesheet_route(url: str, name: str) -> tuple[str, Callable[[], Awaitable[Response]]]:
+    """The route serving static/<name> at url (Datasette serves plugin static/ folders
+    only for packages); the landing page's stylesheet and the row pages' both use it."""
+    path = _STATIC / name
+
+    async def stylesheet() -> Response:
+        return Response(
+            path.read_text(encoding="utf-8"),
+            content_type="text/css; charset=utf-8",
+            headers={"Cache-Control": f"max-age={settings.CACHE_TTL_SECONDS}"},
+        )
+
+    return rf"^{re.escape(url)}$", stylesheet
 
 
 async def landing_page(datasette: Any, request: Any) -> Response:

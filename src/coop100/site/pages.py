@@ -20,16 +20,15 @@ import json
 import sqlite3
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import jinja2
 from datasette import hookimpl
 from datasette.utils import escape_sqlite, sqlite_timelimit, tilde_encode, urlsafe_components
-from datasette.utils.asgi import Response
 from markupsafe import Markup, escape
 
 from coop100.site import settings, svg
+from coop100.site.landing import stylesheet_route
 
 # Statements a person's or a topic's page shows at a time; `?statements_after=`
 # (a statement_id) pages through the rest.
@@ -41,7 +40,6 @@ THREAD_LIMIT = 200
 CURSOR_ARG = "statements_after"
 
 CSS_URL = "/-/coop100-pages.css"
-_CSS = Path(__file__).parent / "static" / "pages.css"
 
 Row = dict[str, Any]
 LINKED = ("people", "organisations", "events", "topics", "statements", "sources")
@@ -703,15 +701,7 @@ def page_css_urls(view_name: str, database: str, table: str) -> list[str]:
 @hookimpl(specname="register_routes")  # type: ignore[untyped-decorator]
 def page_routes() -> list[tuple[str, Any]]:
     """Serve static/pages.css from the site itself (no inline styles, for a strict CSP)."""
-    return [(rf"^{CSS_URL}$", _stylesheet)]
-
-
-async def _stylesheet() -> Response:
-    return Response(
-        _CSS.read_text(encoding="utf-8"),
-        content_type="text/css; charset=utf-8",
-        headers={"Cache-Control": f"max-age={settings.CACHE_TTL_SECONDS}"},
-    )
+    return [stylesheet_route(CSS_URL, "pages.css")]
 
 
 # -- foreign keys on Datasette's own row pages -------------------------------------
