@@ -100,6 +100,13 @@ def downloads(root: Path, served: Downloads | None = None) -> dict[str, Any]:
     """
     mount = f"/{settings.DOWNLOADS_MOUNT}"
     descriptor = read_descriptor(root / DESCRIPTOR)
+    # Each link names the media type the file is served with (for the JSON-LD).
+    types = {url: media_type for _, url, media_type in served_files(root).values()}
+
+    def _link(title: str, url: str, path: Path, stable_url: str | None = None) -> dict[str, Any]:
+        size = path.stat().st_size if path.is_file() else None
+        return {"title": title, "url": url, "bytes": size, "media_type": types[stable_url or url]}
+
     package = [
         _link("Data Package descriptor", f"{mount}/{DESCRIPTOR}", root / DESCRIPTOR),
         _link("The whole package (zip)", f"{mount}/{ZIP_NAME}", root / "build" / ZIP_NAME),
@@ -111,6 +118,7 @@ def downloads(root: Path, served: Downloads | None = None) -> dict[str, Any]:
                 f"This version's descriptor, at URLs that never change ({served.version})",
                 served.versioned_url(DESCRIPTOR),
                 root / DESCRIPTOR,
+                stable_url=f"{mount}/{DESCRIPTOR}",
             )
         )
     tables: dict[str, dict[str, Any]] = {}
@@ -130,6 +138,7 @@ def downloads(root: Path, served: Downloads | None = None) -> dict[str, Any]:
                 "format": _FORMATS.get(resource["format"], resource["format"]),
                 "url": url,
                 "bytes": resource.get("bytes"),
+                "media_type": types[url],
             }
         )
     return {"package": package, "tables": list(tables.values())}
@@ -195,11 +204,6 @@ def datasette_app(site: Site) -> Any:
 
 def _stale(path: Path, newest_source: float) -> bool:
     return not path.exists() or path.stat().st_mtime < newest_source
-
-
-def _link(title: str, url: str, path: Path) -> dict[str, Any]:
-    size = path.stat().st_size if path.is_file() else None
-    return {"title": title, "url": url, "bytes": size}
 
 
 def _setting_text(value: int | bool) -> str:

@@ -22,7 +22,6 @@ from coop100 import settings as package_settings
 from coop100.site import settings
 
 SCHEMA_ORG = "https://schema.org/"
-_ENCODINGS = {"csv": "text/csv", "parquet": "application/vnd.apache.parquet"}
 _MODES = {
     "online": "https://schema.org/OnlineEventAttendanceMode",
     "in-person": "https://schema.org/OfflineEventAttendanceMode",
@@ -143,12 +142,8 @@ def _variables(table: str, schema: dict[str, Any], prefix: bool) -> list[dict[st
 def _download(link: dict[str, Any], title: bool = False, name: str | None = None) -> dict[str, Any]:
     url = str(link["url"])
     suffix = url.rsplit(".", 1)[-1]
-    encoding = {
-        "json": "application/json",
-        "zip": "application/zip",
-        "db": "application/vnd.sqlite3",
-        **_ENCODINGS,
-    }.get(suffix, "application/octet-stream")
+    # The type the file is served with (coop100.site.build.downloads), without parameters.
+    encoding = str(link.get("media_type") or "application/octet-stream").split(";")[0]
     entry: dict[str, Any] = {
         "@type": "DataDownload",
         "name": name or (link["title"] if title else link.get("format", suffix)),
