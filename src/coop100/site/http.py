@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
-import inspect
 import json
 import logging
 import re
@@ -190,15 +189,10 @@ def _render_blob(render: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitab
 
 
 def _quiet(execute: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
-    signature = inspect.signature(execute)
-
     @functools.wraps(execute)
     async def quiet(*args: Any, **kwargs: Any) -> Any:
-        # Datasette's own callers ask for the log explicitly, by name or (the SQL
-        # guard's routing, coop100.site.sqlguard) by position.
-        bound = signature.bind(*args, **kwargs)
-        bound.arguments["log_sql_errors"] = False
-        return await execute(*bound.args, **bound.kwargs)
+        # Datasette's own callers (and coop100.site.sqlguard) ask for the log by name.
+        return await execute(*args, **{**kwargs, "log_sql_errors": False})
 
     return quiet
 

@@ -341,7 +341,12 @@ class Guard:
             lease = _LEASE.get()
             if lease is None:
                 return await own_execute(
-                    sql, params, truncate, custom_time_limit, page_size, log_sql_errors
+                    sql,
+                    params,
+                    truncate=truncate,
+                    custom_time_limit=custom_time_limit,
+                    page_size=page_size,
+                    log_sql_errors=log_sql_errors,
                 )
             return await self.run(lease, sql, params, truncate, custom_time_limit, page_size)
 
