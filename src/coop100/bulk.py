@@ -172,6 +172,13 @@ def _not_json(constant: str) -> Any:
 
 
 def _validate_line(line: str, number: int, model: type[Record], shown: str) -> list[Problem]:
+    return _read_line(line, number, model, shown)[1]
+
+
+def _read_line(
+    line: str, number: int, model: type[Record], shown: str
+) -> tuple[Record | None, list[Problem]]:
+    """One line read and validated as read_bulk judges it: the record, or its problems."""
     try:
         data = json.loads(
             line,
@@ -182,20 +189,21 @@ def _validate_line(line: str, number: int, model: type[Record], shown: str) -> l
     except json.JSONDecodeError as exc:
         where = exc.colno if exc.lineno == 1 else len(line)
         message = f"is not one JSON object per line: {exc.msg.removesuffix(' at')}"
-        return [Problem(shown, number, where, message=message)]
+        return None, [Problem(shown, number, where, message=message)]
     except ValueError as exc:  # from the hooks above
-        return [Problem(shown, number, 1, message=str(exc))]
+        return None, [Problem(shown, number, 1, message=str(exc))]
     except RecursionError:
-        return [Problem(shown, number, 1, message="nests too deep; give each field a plain value")]
+        message = "nests too deep; give each field a plain value"
+        return None, [Problem(shown, number, 1, message=message)]
     if not isinstance(data, dict):
-        return [Problem(shown, number, 1, model.table, message="each line must be a JSON object")]
+        message = "each line must be a JSON object"
+        return None, [Problem(shown, number, 1, model.table, message=message)]
     row = _Mapping(data)
     row.line, row.column, row.key_marks = number, 1, {}
     try:
-        model.model_validate(data)
+        return model.model_validate(data), []
     except ValidationError as exc:
-        return _model_problems(exc, model, row, shown)
-    return []
+        return None, _model_problems(exc, model, row, shown)
 
 
 @dataclass
@@ -283,17 +291,17 @@ def _valid_lines(path: Path, model: type[Record], problems: list[Problem]) -> Bu
     failed: list[dict[str, Any]] = []
     with path.open(encoding="utf-8", errors="replace") as handle:
         for number, line in enumerate(handle, start=1):
-            data = None
+            # The same judgement read_bulk reported: numbers past Int64 and lone
+            # surrogates pass a model but no Arrow table.
+            record, _ = _read_line(line, number, model, "")
+            if record is not None:
+                valid.append(record)
+                lines.append(number)
+                continue
             try:
                 data = json.loads(line)
-                # The same judgement read_bulk reported: numbers past Int64 and lone
-                # surrogates pass a model but no Arrow table.
-                if not _validate_line(line, number, model, ""):
-                    valid.append(model.model_validate(data))
-                    lines.append(number)
-                    continue
-            except (ValueError, RecursionError, ValidationError):  # reported by read_bulk
-                pass
+            except (ValueError, RecursionError):  # reported by read_bulk
+                continue
             if isinstance(data, dict):
                 failed.append(data)
     return BulkTable(to_arrow(model, valid), problems, failed, lines)
