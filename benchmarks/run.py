@@ -40,9 +40,9 @@ RESULTS = HERE / "results"
 # imports exactly these. `import pydantic` alone loads next to nothing: BaseModel
 # and Field load the rest on first use, and the first model built loads the
 # plugin loader (its entry-point scan is left on the build's side). sqlite_utils
-# imports pandas when it is installed, as it is for frictionless; Table.group_by
-# imports pyarrow.acero, which imports pyarrow.dataset. The build does not import
-# frictionless.
+# imports pandas when it is installed, as it is for frictionless. The build does
+# not import frictionless, nor pyarrow.acero (Table.group_by: only the rules'
+# whole-table form, for records with problems, groups rows).
 DEPENDENCIES = (
     "pydantic",
     "pydantic.main",
@@ -51,12 +51,12 @@ DEPENDENCIES = (
     "yaml",
     "click",
     "pyarrow",
-    "pyarrow.acero",
     "pyarrow.compute",
     "pyarrow.csv",
     "pyarrow.json",
     "pyarrow.parquet",
-    "pyarrow.dataset",
+    "pyarrow.pandas_compat",
+    "pyarrow.vendored.version",
     "pandas",
     "sqlite_utils",
 )

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from coop100.archive import write_zip
 from coop100.cli import cli
 from coop100.diff import DiffError, diff_packages
-from coop100.package import build_package
+from coop100.pipeline import build
 
 NEW_STATEMENT = """
   - statement_id: esim-closing
@@ -44,7 +44,7 @@ def _edited(fresh_build: Path, tmp_path: Path) -> Path:
     )
     statements = root / "records" / "statements.yaml"
     statements.write_text(statements.read_text(encoding="utf-8") + NEW_STATEMENT, "utf-8")
-    build_package(root / "records", root)
+    build(root)
     return root
 
 

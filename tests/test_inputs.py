@@ -100,7 +100,7 @@ CASES: dict[str, tuple[Callable[[Path], None], str]] = {
     ),
     "huge-jsonl": (
         _replace("bulk/statements.jsonl", _sparse(inputs.JSONL_MAX_BYTES + 1)),
-        f"is {inputs.JSONL_MAX_BYTES + 1:,} bytes; a bulk file may hold at most 1 GiB",
+        f"is {inputs.JSONL_MAX_BYTES + 1:,} bytes; a bulk file may hold at most 16 GiB",
     ),
     "long-line-jsonl": (
         _replace(

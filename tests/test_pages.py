@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from coop100.package import build_package
+from coop100.pipeline import build
 from coop100.site.build import build_site, datasette_app
 from coop100.site.pages import PAGE_SIZE
 from tests.site_fixtures import DATABASE, ROOT, SiteClient
@@ -474,7 +474,7 @@ def big_client(tmp_path_factory: pytest.TempPathFactory) -> Any:
 
     root = tmp_path_factory.mktemp("pages-archive")
     synth.write_archive(root, 800)
-    build_package(root / "records", root)
+    build(root)
     site_client = SiteClient(datasette_app(build_site(root)))
     yield site_client, root
     site_client.loop.close()

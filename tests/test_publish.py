@@ -21,7 +21,7 @@ from coop100 import settings
 from coop100.archive import ZIP_NAME
 from coop100.cli import cli
 from coop100.database import DB_NAME
-from coop100.package import PackageError, build_lock, build_package, published_files
+from coop100.package import PackageError, build_lock, published_files
 from coop100.pipeline import build
 
 from .conftest import RECORDS
@@ -137,7 +137,7 @@ def test_a_build_that_fails_its_check_publishes_nothing(project: Path) -> None:
     old = _digests(project)
     _edit_records(project)
     with pytest.raises(PackageError) as caught:
-        build_package(project / "records", project, check=lambda staged: ["rejected"])
+        build(project, check=lambda staged: ["rejected"])
     assert caught.value.problems == ["rejected"]
     assert _digests(project) == old
     assert _leftovers(project) == []
@@ -151,7 +151,7 @@ def test_a_build_whose_check_raises_publishes_nothing(project: Path) -> None:
         raise RuntimeError("disk on fire")
 
     with pytest.raises(RuntimeError, match="disk on fire"):
-        build_package(project / "records", project, check=explode)
+        build(project, check=explode)
     assert _digests(project) == old
     assert _leftovers(project) == []
 

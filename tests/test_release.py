@@ -14,7 +14,8 @@ from click.testing import CliRunner
 from coop100 import settings
 from coop100.cli import cli
 from coop100.diff import diff_packages
-from coop100.package import build_package, published_files
+from coop100.package import published_files
+from coop100.pipeline import build
 from coop100.records import RecordsError
 from coop100.release import (
     Bump,
@@ -41,7 +42,7 @@ def _edit(root: Path, path: str, old: str, new: str) -> None:
 def _project(fresh_build: Path, tmp_path: Path) -> Path:
     root = tmp_path / "project"
     shutil.copytree(fresh_build / "records", root / "records")
-    build_package(root / "records", root)
+    build(root)
     return root
 
 
@@ -59,7 +60,7 @@ def test_versions() -> None:
 def test_each_edit_needs_its_bump(fresh_build: Path, tmp_path: Path) -> None:
     retitled = _project(fresh_build, tmp_path / "a")
     _edit(retitled, "records/affiliations.yaml", *RETITLE)
-    build_package(retitled / "records", retitled)
+    build(retitled)
     reasons = required_bump(diff_packages(fresh_build, retitled))
     assert reasons.bump is Bump.PATCH
     assert list(reasons) == [(Bump.PATCH, "`affiliations`: 1 row(s) corrected")]
@@ -67,7 +68,7 @@ def test_each_edit_needs_its_bump(fresh_build: Path, tmp_path: Path) -> None:
     added = _project(fresh_build, tmp_path / "b")
     statements = added / "records" / "statements.yaml"
     statements.write_text(statements.read_text(encoding="utf-8") + NEW_STATEMENT, "utf-8")
-    build_package(added / "records", added)
+    build(added)
     reasons = required_bump(diff_packages(fresh_build, added))
     assert reasons.bump is Bump.MINOR
     assert list(reasons) == [(Bump.MINOR, "`statements`: 1 row(s) added")]

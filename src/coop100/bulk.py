@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from dataclasses import field as _field
 from pathlib import Path
@@ -142,14 +143,18 @@ def _read_piece(piece: bytes, model: type[Record]) -> pa.Table | None:
         return None
 
 
-def _read_json(source: Any, model: type[Record]) -> pa.Table:
-    return pajson.read_json(
-        source,
-        read_options=pajson.ReadOptions(block_size=BLOCK_SIZE),
-        parse_options=pajson.ParseOptions(
+def _json_options(model: type[Record]) -> dict[str, Any]:
+    """How pyarrow reads a JSON Lines file of a table, whole or a block at a time."""
+    return {
+        "read_options": pajson.ReadOptions(block_size=BLOCK_SIZE),
+        "parse_options": pajson.ParseOptions(
             explicit_schema=json_schema(model), unexpected_field_behavior="error"
         ),
-    )
+    }
+
+
+def _read_json(source: Any, model: type[Record]) -> pa.Table:
+    return pajson.read_json(source, **_json_options(model))
 
 
 def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -394,19 +399,9 @@ def read_tables(records_dir: Path) -> Tables:
     tables = records.arrow_tables()
     failed = records.failed()
     places = Places(records)
-    base = records_dir.parent
-    bulk_dir = records_dir / BULK_DIR
-    if os.path.lexists(bulk_dir) and not bulk_dir.is_dir():
-        where = _show(bulk_dir, base)
-        problems.append(Problem(where, message=f"is not a folder; give {where}/<table>.jsonl"))
-    for table, path in bulk_files(records_dir).items():
-        shown = _show(path, base)
-        if table not in BULK_TABLES:
-            expected = ", ".join(f"{t}{BULK_SUFFIX}" for t in BULK_TABLES)
-            problems.append(
-                Problem(shown, message=f"is not a bulk table; expected one of {expected}")
-            )
-            continue
+    files, listed = _bulk_listing(records_dir)
+    problems += listed
+    for table, (path, shown) in files.items():
         bulk = read_bulk(path, MODEL_BY_TABLE[table], shown)
         if bulk.table is None and bulk.readable and path.stat().st_size <= LINE_BY_LINE_MAX_BYTES:
             bulk = _valid_lines(path, MODEL_BY_TABLE[table], bulk.problems)
@@ -424,3 +419,132 @@ def read_tables(records_dir: Path) -> Tables:
     if problems:
         raise RecordsError(problems)
     return Tables(tables, [r for r in records.rows("sources") if isinstance(r, Source)])
+
+
+def _bulk_listing(records_dir: Path) -> tuple[dict[str, tuple[Path, str]], list[Problem]]:
+    """The bulk files of known tables (path, and path as shown), and problems with the rest."""
+    base = records_dir.parent
+    problems = []
+    bulk_dir = records_dir / BULK_DIR
+    if os.path.lexists(bulk_dir) and not bulk_dir.is_dir():
+        where = _show(bulk_dir, base)
+        problems.append(Problem(where, message=f"is not a folder; give {where}/<table>.jsonl"))
+    files = {}
+    for table, path in bulk_files(records_dir).items():
+        shown = _show(path, base)
+        if table in BULK_TABLES:
+            files[table] = (path, shown)
+        else:
+            expected = ", ".join(f"{t}{BULK_SUFFIX}" for t in BULK_TABLES)
+            problems.append(
+                Problem(shown, message=f"is not a bulk table; expected one of {expected}")
+            )
+    return files, problems
+
+
+# -- streaming: the records a block at a time ------------------------------------------
+#
+# The build never holds a whole table: it reads each bulk file a block of lines
+# at a time (BLOCK_SIZE), checks the block with the column rules and hands it on
+# to be written, so memory stays flat however big the archive. The rules across
+# records are asked of the database the build loads meanwhile
+# (integrity.broken_rules). A problem found either way is reported by reading
+# the records again whole (read_tables), which places every problem and says
+# why, as long as the bulk files hold at most FULL_READ_MAX_BYTES; past that
+# only what the stream found is reported.
+
+# At 1M statements the bulk files hold ~770 MB and read_tables peaks at ~1.3 GB.
+FULL_READ_MAX_BYTES = 1 << 30
+
+
+class Unsure(Exception):
+    """The stream met a problem: `problems` says what it saw, perhaps not all."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(map(str, problems)))
+
+
+@dataclass
+class Streamed:
+    """The records, each table's rows given as they are read: YAML first, then bulk."""
+
+    yaml: dict[str, pa.Table]
+    sources: list[Source]
+    files: dict[str, tuple[Path, str]]
+
+    def batches(self, table: str) -> Iterator[pa.Table]:
+        """The table's rows in records order, in the published schema, a block at a time.
+
+        Raises:
+            Unsure: a block breaks a rule of its model, or cannot be read.
+        """
+        if self.yaml[table].num_rows:
+            yield self.yaml[table]
+        if table in self.files:
+            path, shown = self.files[table]
+            yield from _stream_bulk(path, MODEL_BY_TABLE[table], shown)
+
+
+@dataclass
+class Whole:
+    """Tables read whole (read_tables), given as the stream gives them."""
+
+    tables: dict[str, pa.Table]
+    sources: list[Source]
+
+    def batches(self, table: str) -> Iterator[pa.Table]:
+        if self.tables[table].num_rows:
+            yield self.tables[table]
+
+
+def stream_tables(records_dir: Path) -> Streamed:
+    """Read and check the YAML records; the bulk files are read as the caller asks.
+
+    Raises:
+        Unsure: a YAML record breaks its model, or a file is where none belongs.
+    """
+    records, problems = read_records(records_dir)
+    files, listed = _bulk_listing(records_dir)
+    problems += listed
+    if problems:
+        raise Unsure(problems)
+    sources = [r for r in records.rows("sources") if isinstance(r, Source)]
+    return Streamed(records.arrow_tables(), sources, files)
+
+
+def read_whole(records_dir: Path, unsure: Unsure) -> Whole:
+    """After the stream met a problem: read the records whole to report every problem.
+
+    Raises:
+        RecordsError: every problem, placed (past FULL_READ_MAX_BYTES of bulk files,
+            those the stream found).
+    """
+    size = sum(path.stat().st_size for path, _ in _bulk_listing(records_dir)[0].values())
+    if size > FULL_READ_MAX_BYTES and unsure.problems:
+        raise RecordsError(unsure.problems)
+    read = read_tables(records_dir)  # raises RecordsError unless the stream was wrong
+    return Whole(read.tables, read.sources)
+
+
+def _stream_bulk(path: Path, model: type[Record], shown: str) -> Iterator[pa.Table]:
+    try:
+        inputs.check_file(path, inputs.JSONL_MAX_BYTES, "a bulk file")
+        lines = inputs.scan_jsonl(path, BLOCK_SIZE)
+    except inputs.InputProblem as exc:
+        raise Unsure([Problem(shown, exc.line, exc.column, message=exc.message)]) from None
+    first = 1
+    try:
+        for batch in pajson.open_json(path, **_json_options(model)):
+            raw = pa.Table.from_batches([batch])
+            problems = _rule_problems(raw, model, shown, first)[0]
+            if problems:
+                raise Unsure(problems)
+            yield _published(raw, model)
+            first += raw.num_rows
+    except pa.ArrowInvalid:
+        unread = Problem(shown, message="cannot be read; give one JSON object per line")
+        raise Unsure(_line_problems(path, model, shown) or [unread]) from None
+    if first - 1 != lines:
+        blank = Problem(shown, message="holds blank lines; give one JSON object per line")
+        raise Unsure(_line_problems(path, model, shown) or [blank])

@@ -182,19 +182,14 @@ def release(
 
         coop100 release --since v1.0.0
     """
-    from .bulk import read_tables
-    from .package import write_package_files
-    from .release import ReleaseError, add_release, plan_release, read_releases
+    from .package import write_whole
+    from .release import ReleaseError, add_release, plan_release
 
     _check_root(root)
     records_dir = root / settings.RECORDS_DIR
     try:
-        read = read_tables(records_dir)
         with tempfile.TemporaryDirectory(prefix="coop100-candidate-") as candidate:
-            write_package_files(
-                read.tables, Path(candidate), read.sources, read_releases(records_dir)
-            )
-            del read
+            write_whole(records_dir, Path(candidate))
             plan = plan_release(root, Path(candidate), since, version, date)
     except RecordsError as exc:
         _fail([str(p) for p in exc.problems], "nothing was released; fix the records above")

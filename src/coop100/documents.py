@@ -11,7 +11,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pyarrow as pa
 
@@ -29,14 +29,34 @@ class Document:
     description: str
     format: str
     mediatype: str
-    write: Callable[[Path, dict[str, pa.Table], list[Release]], None]
+    # Opens the document at a path for a release history; the build then feeds
+    # it every table a batch at a time and closes it.
+    open: Callable[[Path, list[Release]], Feed]
 
 
-def _text(render: Callable[[list[Release]], str]) -> Callable[..., None]:
-    def write(path: Path, tables: dict[str, pa.Table], releases: list[Release]) -> None:
-        path.write_bytes(render(releases).encode("utf-8"))
+class Feed(Protocol):
+    """A document being written from the tables, fed a batch at a time."""
 
-    return write
+    def add(self, table: str, batch: pa.Table) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class _Text:
+    """A document that needs the releases only, written when closed."""
+
+    def __init__(self, render: Callable[[list[Release]], str], path: Path, releases: list[Release]):
+        self.render, self.path, self.releases = render, path, releases
+
+    def add(self, table: str, batch: pa.Table) -> None:
+        pass
+
+    def close(self) -> None:
+        self.path.write_bytes(self.render(self.releases).encode("utf-8"))
+
+
+def _text(render: Callable[[list[Release]], str]) -> Callable[[Path, list[Release]], Feed]:
+    return lambda path, releases: _Text(render, path, releases)
 
 
 def citation_cff(release: Release) -> str:
@@ -65,10 +85,10 @@ def citation_cff(release: Release) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _popolo(path: Path, tables: dict[str, pa.Table], releases: list[Release]) -> None:
-    from .popolo import write_popolo
+def _popolo(path: Path, releases: list[Release]) -> Feed:
+    from .popolo import PopoloWriter
 
-    write_popolo(tables, path)
+    return PopoloWriter(path)
 
 
 DOCUMENTS: tuple[Document, ...] = (
@@ -107,11 +127,13 @@ DOCUMENTS: tuple[Document, ...] = (
 )
 
 
-def write_documents(root: Path, tables: dict[str, pa.Table], releases: list[Release]) -> None:
-    """Write every document under root."""
+def open_documents(root: Path, releases: list[Release]) -> list[Feed]:
+    """Open every document under root, to be fed the tables and closed."""
+    feeds = []
     for document in DOCUMENTS:
         (root / document.path).parent.mkdir(parents=True, exist_ok=True)
-        document.write(root / document.path, tables, releases)
+        feeds.append(document.open(root / document.path, releases))
+    return feeds
 
 
 def document_resources(root: Path) -> list[dict[str, Any]]:

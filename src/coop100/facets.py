@@ -15,17 +15,15 @@ stored with it, in two hidden tables:
 
 coop100.site.plugin reads them for a page showing one of those groups and
 counts every other page live, where the rows are few or an index finds them.
-The counts are taken from the values as they are inserted (Arrow arrays of the
-cast CSV cells), so they cost no second pass over SQLite.
+The counts are taken once the indexes are built, each from the index on its
+column, so memory holds the counts, never the rows (a build at ten million
+statements counts in the memory it needs at one million).
 """
 
 from __future__ import annotations
 
 import sqlite3
 from typing import Any
-
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from coop100.settings import FACET_COUNTS_TABLE as COUNTS_TABLE
 from coop100.settings import FACET_GROUPS_TABLE as GROUPS_TABLE
@@ -37,7 +35,6 @@ LARGE_GROUP_ROWS = 10_000
 # The most values a facet can show is max_returned_rows (?_facet_size=max); one
 # more tells Datasette the list is truncated. Beyond that no page reads a count.
 _KEEP_VALUES = MAX_RETURNED_ROWS + 1
-_ARROW_TYPES = {"integer": pa.int64(), "boolean": pa.int64(), "number": pa.float64()}
 
 # Two statements run one by one: executescript would first commit the load's
 # open transaction.
@@ -64,74 +61,70 @@ _INDEX = (
 )
 
 
-class FacetCounter:
-    """Collect the facet columns of each table as they are loaded, then store their counts."""
+def write_facet_counts(
+    conn: sqlite3.Connection,
+    facets: dict[str, list[str]],
+    large_group_rows: int = LARGE_GROUP_ROWS,
+) -> None:
+    """Create the two tables and fill them with the counts of every table's facet columns.
 
-    def __init__(self, large_group_rows: int = LARGE_GROUP_ROWS) -> None:
-        self.large_group_rows = large_group_rows
-        self._chunks: dict[str, dict[str, list[pa.Array]]] = {}
-
-    def add(self, table: str, column: str, values: list[Any], kind: str) -> None:
-        """Take one batch of a column's values, exactly as they are inserted.
-
-        kind is the field's Table Schema type: integers and booleans (stored as
-        0 and 1) are int64, numbers float64, everything else text.
-        """
-        arrow_type = _ARROW_TYPES.get(kind, pa.string())
-        chunks = self._chunks.setdefault(table, {}).setdefault(column, [])
-        chunks.append(pa.array(values, type=arrow_type))
-
-    def write(self, conn: sqlite3.Connection) -> None:
-        """Create the two tables and fill them with every collected table's counts."""
-        for statement in _SCHEMA:
-            conn.execute(statement)
-        for table in sorted(self._chunks):
-            columns = self._chunks[table]
-            data = pa.table({name: pa.chunked_array(chunks) for name, chunks in columns.items()})
-            groups, counts = _table_counts(table, data, self.large_group_rows)
-            conn.executemany(f"insert into [{GROUPS_TABLE}] values (?, ?, ?, ?)", groups)
-            conn.executemany(f"insert into [{COUNTS_TABLE}] values (?, ?, ?, ?, ?, ?)", counts)
-        conn.execute(_INDEX)
-        self._chunks.clear()
-
-
-def _table_counts(
-    table: str, data: pa.Table, large_group_rows: int
-) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-    groups: list[tuple[Any, ...]] = [(table, "", "", data.num_rows)]
-    counts = [(table, "", "", *row) for row in _counts(data)]
-    for column in data.column_names:
-        for value, rows in _value_counts(data[column], at_least=large_group_rows):
-            text = str(value)  # as the page's query string gives it (?type=claim)
-            groups.append((table, column, text, rows))
-            subset = data.filter(pc.equal(data[column], value))
-            # The picked column too: its one value and count, as Datasette shows it.
-            counts += [(table, column, text, *row) for row in _counts(subset)]
-    return groups, counts
+    facets: each table's facet columns. Run after the indexes are built: every
+    facet column has one (coop100.database), so each count reads an index, not
+    the table, and memory holds only the counted values, never the rows.
+    """
+    for statement in _SCHEMA:
+        conn.execute(statement)
+    for table in sorted(facets):
+        columns = facets[table]
+        rows = conn.execute(f"select count(*) from [{table}]").fetchone()[0]
+        if not columns or not rows:
+            continue
+        groups: list[tuple[Any, ...]] = [(table, "", "", rows)]
+        counts = [(table, "", "", *row) for row in _counts(conn, table, columns)]
+        for column in columns:
+            for value, held in _value_counts(conn, table, column, at_least=large_group_rows):
+                text = str(value)  # as the page's query string gives it (?type=claim)
+                groups.append((table, column, text, held))
+                # The picked column too: its one value and count, as Datasette shows it.
+                counts += [
+                    (table, column, text, *row)
+                    for row in _counts(conn, table, columns, (column, value))
+                ]
+        conn.executemany(f"insert into [{GROUPS_TABLE}] values (?, ?, ?, ?)", groups)
+        conn.executemany(f"insert into [{COUNTS_TABLE}] values (?, ?, ?, ?, ?, ?)", counts)
+    conn.execute(_INDEX)
 
 
-def _counts(data: pa.Table) -> list[tuple[str, Any, int]]:
+def _counts(
+    conn: sqlite3.Connection, table: str, columns: list[str], where: tuple[str, Any] | None = None
+) -> list[tuple[str, Any, int]]:
     """The values a facet on each column can show, with their counts."""
     return [
         (column, value, count)
-        for column in data.column_names
-        for value, count in _value_counts(data[column], keep=_KEEP_VALUES)
+        for column in columns
+        for value, count in _value_counts(conn, table, column, keep=_KEEP_VALUES, where=where)
     ]
 
 
 def _value_counts(
-    values: pa.ChunkedArray, keep: int | None = None, at_least: int = 1
+    conn: sqlite3.Connection,
+    table: str,
+    column: str,
+    keep: int = -1,
+    at_least: int = 1,
+    where: tuple[str, Any] | None = None,
 ) -> list[tuple[Any, int]]:
-    """Non-null values and how many rows hold each, in SQLite's `count desc, value` order.
+    """Non-null values of a column and how many rows hold each, in `count desc, value` order.
 
-    keep: only the first this many; at_least: only values held by this many rows.
-    Arrow sorts strings by their UTF-8 bytes, as SQLite's default collation does.
+    keep: only the first this many (-1: all); at_least: only values held by this
+    many rows; where: only the rows whose (column, value) is this.
     """
-    found = pc.value_counts(values)
-    counted = pa.table({"value": found.field("values"), "count": found.field("counts")})
-    counted = counted.filter(
-        pc.and_(pc.is_valid(counted["value"]), pc.greater_equal(counted["count"], at_least))
+    condition, parameters = f"[{column}] is not null", [at_least, keep]
+    if where is not None:
+        condition += f" and [{where[0]}] = ?"
+        parameters.insert(0, where[1])
+    sql = (
+        f"select [{column}], count(*) from [{table}] where {condition} "
+        f"group by [{column}] having count(*) >= ? order by count(*) desc, [{column}] limit ?"
     )
-    order = pc.sort_indices(counted, sort_keys=[("count", "descending"), ("value", "ascending")])
-    top = counted.take(order[:keep])
-    return list(zip(top["value"].to_pylist(), top["count"].to_pylist(), strict=True))
+    return [(value, count) for value, count in conn.execute(sql, parameters)]

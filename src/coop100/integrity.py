@@ -330,3 +330,70 @@ def place(
             row=-1,
             other=-1,
         )
+
+
+# -- the same rules over a database: is any of them broken? ---------------------------
+#
+# The build streams the records (bulk.stream_tables): no table is ever whole in
+# memory, so it cannot run the rules above over Arrow. It loads the rows into
+# SQLite instead (coop100.database.Load), in the same order, and there asks
+# whether any row breaks a rule: unique keys are the tables' primary keys (an
+# insert fails), references their foreign keys (pragma foreign_key_check), parent
+# loops the rule above over the two small columns it needs, and each rule below
+# is a query for one breaking row. If any is broken, the build reads the records
+# again the whole-table way (bulk.read_tables), whose rules above say where and
+# why: one judgement, found fast at scale and explained in full.
+# tests/test_integrity.py holds every bad-records case to both.
+
+BROKEN_QUERIES: dict[str, str] = {
+    "preferred affiliations": """
+select claim_key from affiliations where claim_key is not null
+group by claim_key having total(preferred) != 1 limit 1""",
+    "preferred names": """
+select person_id from person_names
+where person_id is not null and person_id in (select person_id from people)
+group by person_id having total(preferred) != 1 limit 1""",
+    "names": """
+select p.person_id from people p
+where p.name != (
+  select n.name from person_names n where n.person_id = p.person_id and n.preferred
+  order by n.rowid desc limit 1
+) limit 1""",
+    "participations": """
+select pa.rowid from participations pa
+join affiliations a on a.affiliation_id = pa.affiliation_id
+where a.person_id != pa.person_id
+  and a.person_id in (select person_id from people)
+  and pa.person_id in (select person_id from people)
+limit 1""",
+    "answers": """
+select s.statement_id from statements s
+join statements t on t.statement_id = s.responds_to_statement_id
+where t.rowid >= s.rowid or t.event_id != s.event_id
+limit 1""",
+}
+
+
+def broken_rules(conn: Any) -> list[str]:
+    """The rules across records that some row of the database on conn breaks.
+
+    The database holds every table with its rows in records order (rowid 1 is row
+    0) and its keys checked by SQLite; conn is a sqlite3 connection.
+    """
+    broken = [
+        f"{rule}: rows like {row[0]!r}"
+        for rule, sql in BROKEN_QUERIES.items()
+        for row in conn.execute(sql).fetchall()
+    ]
+    parents = {}
+    for table, id_field, parent_field in PARENT_LINKS:
+        rows = conn.execute(f"select {id_field}, {parent_field} from {table} order by rowid")
+        columns = list(zip(*rows.fetchall(), strict=True)) or [(), ()]
+        parents[table] = pa.table(
+            {
+                name: pa.array(values, pa.string())
+                for name, values in zip((id_field, parent_field), columns, strict=True)
+            }
+        )
+    broken += [f"{p.table}: {p.message}" for p in _loops(parents)[:1]]
+    return broken

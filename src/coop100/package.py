@@ -12,22 +12,20 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager, nullcontext
 from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from . import settings
-from .documents import document_paths, document_resources, write_documents
-from .models import MODEL_BY_TABLE, MODELS, Source
+from .documents import document_paths, document_resources, open_documents
+from .models import MODELS, Record, Source
 from .problems import Problem
 from .release import Release, read_releases
-from .tables import table_schema
+from .tables import arrow_schema, table_schema
 
 CSV_OPTIONS = pacsv.WriteOptions(
     include_header=True, delimiter=",", eol="\r\n", quoting_style="needed", quoting_header="none"
@@ -47,27 +45,81 @@ def file_digest(path: Path) -> tuple[int, str]:
     return path.stat().st_size, digest.hexdigest()
 
 
-def write_csv(table: pa.Table, path: Path) -> None:
+# pyarrow's own: pq.write_table cuts a table into row groups of this many rows.
+ROW_GROUP_ROWS = 1 << 20
+
+
+def _csv_schema(schema: pa.Schema) -> pa.Schema:
     # Times are whole seconds; written as HH:MM:SS rather than Arrow's HH:MM:SS.000.
-    schema = pa.schema(
-        [f.with_type(pa.time32("s")) if pa.types.is_time(f.type) else f for f in table.schema]
+    return pa.schema(
+        [f.with_type(pa.time32("s")) if pa.types.is_time(f.type) else f for f in schema]
     )
-    pacsv.write_csv(table.cast(schema), path, write_options=CSV_OPTIONS)
 
 
-def write_parquet(table: pa.Table, path: Path, schema: dict[str, Any], version: str) -> None:
-    metadata = {
+def parquet_metadata(schema: dict[str, Any], version: str) -> dict[str, str]:
+    """The key-value metadata every published Parquet file carries."""
+    return {
         "table_schema": json.dumps(schema, ensure_ascii=False),
         "package_name": settings.PACKAGE_NAME,
         "package_version": version,
-        "license": settings.DATA_LICENSE["name"],
+        "license": str(settings.DATA_LICENSE["name"]),
     }
-    pq.write_table(
-        table.replace_schema_metadata(metadata),
-        path,
-        compression="zstd",
-        compression_level=9,
-    )
+
+
+class TableWriter:
+    """One table's CSV and Parquet files, written a batch at a time.
+
+    The bytes are those of writing the whole table at once: CSV rows go out as
+    they come, and Parquet rows wait until they fill a row group (ROW_GROUP_ROWS,
+    pyarrow's default), since pyarrow writes a row group from one table only.
+    So a table's memory is at most one row group, however many rows it has.
+    """
+
+    def __init__(self, root: Path, model: type[Record], version: str) -> None:
+        schema = table_schema(model)
+        (root / settings.SCHEMAS_DIR / f"{model.table}.json").write_bytes(_json_bytes(schema))
+        arrow = arrow_schema(model)
+        self._csv_schema = _csv_schema(arrow)
+        self._csv = pacsv.CSVWriter(
+            root / settings.CSV_DIR / f"{model.table}.csv",
+            self._csv_schema,
+            write_options=CSV_OPTIONS,
+        )
+        self._schema = arrow.with_metadata(parquet_metadata(schema, version))
+        self._parquet = pq.ParquetWriter(
+            root / settings.PARQUET_DIR / f"{model.table}.parquet",
+            self._schema,
+            compression="zstd",
+            compression_level=9,
+        )
+        self._pending: list[pa.Table] = []
+        self._pending_rows = 0
+        self.rows = 0
+
+    def write(self, batch: pa.Table) -> None:
+        """Append rows in the published schema."""
+        self._csv.write_table(batch.cast(self._csv_schema))
+        self._pending.append(batch)
+        self._pending_rows += batch.num_rows
+        self.rows += batch.num_rows
+        while self._pending_rows >= ROW_GROUP_ROWS:
+            self._flush(ROW_GROUP_ROWS)
+
+    def _flush(self, rows: int) -> None:
+        pending = pa.concat_tables(self._pending)
+        self._pending = [pending.slice(rows)] if rows < pending.num_rows else []
+        self._pending_rows = pending.num_rows - rows
+        group = pending.slice(0, rows).replace_schema_metadata(self._schema.metadata)
+        self._parquet.write_table(group, row_group_size=ROW_GROUP_ROWS)
+
+    def close(self) -> None:
+        """Write the last rows and close both files."""
+        if self._pending_rows or not self.rows:  # an empty table: as pq.write_table writes it
+            if not self.rows:
+                self._pending = [self._schema.empty_table()]
+            self._flush(self._pending_rows)
+        self._csv.close()
+        self._parquet.close()
 
 
 def descriptor(root: Path, sources: list[Source], release: Release) -> dict[str, Any]:
@@ -121,24 +173,43 @@ def descriptor(root: Path, sources: list[Source], release: Release) -> dict[str,
     }
 
 
+class Rows(Protocol):
+    """The records to publish: the sources, and each table's rows a batch at a time."""
+
+    sources: list[Source]
+
+    def batches(self, table: str) -> Iterator[pa.Table]: ...
+
+
 def write_package_files(
-    tables: dict[str, pa.Table], root: Path, sources: list[Source], releases: list[Release]
+    rows: Rows,
+    root: Path,
+    releases: list[Release],
+    written: Callable[[str], None] = lambda table: None,
 ) -> None:
     """Write every published file of the package under root (which must exist).
 
+    Each table is written as its batches come and then told to `written`; the
+    documents (the Popolo export…) are fed the same batches.
     releases: every release, newest first (release.read_releases); the first is this one.
     """
     for sub in (settings.CSV_DIR, settings.PARQUET_DIR, settings.SCHEMAS_DIR):
         (root / sub).mkdir(parents=True, exist_ok=True)
-    for name, table in tables.items():
-        schema = table_schema(MODEL_BY_TABLE[name])
-        (root / settings.SCHEMAS_DIR / f"{name}.json").write_bytes(_json_bytes(schema))
-        write_csv(table, root / settings.CSV_DIR / f"{name}.csv")
+    documents = open_documents(root, releases)
+    for model in MODELS:
+        writer = TableWriter(root, model, releases[0].version)
+        for batch in rows.batches(model.table):
+            writer.write(batch)
+            for document in documents:
+                document.add(model.table, batch)
+        writer.close()
         checkpoint("writing")
-        path = root / settings.PARQUET_DIR / f"{name}.parquet"
-        write_parquet(table, path, schema, releases[0].version)
-    write_documents(root, tables, releases)
-    (root / settings.DESCRIPTOR).write_bytes(_json_bytes(descriptor(root, sources, releases[0])))
+        written(model.table)
+    for document in documents:
+        document.close()
+    (root / settings.DESCRIPTOR).write_bytes(
+        _json_bytes(descriptor(root, rows.sources, releases[0]))
+    )
 
 
 def published_files(root: Path) -> list[str]:
@@ -153,55 +224,18 @@ def published_files(root: Path) -> list[str]:
     return paths
 
 
-def build_package(
-    records_dir: Path,
-    root: Path,
-    check: Callable[[Path], list[Problem]] | None = None,
-    timer: Callable[[str], AbstractContextManager[object]] = lambda name: nullcontext(),
-) -> list[str]:
-    """Validate the records and publish the package under root.
+def write_whole(records_dir: Path, root: Path) -> None:
+    """Read the records whole and write the package they build under root (which must exist).
 
-    Everything is written to a staging folder beside build/ first and checked
-    there; only then are the files moved into place, so a failed build leaves
-    the published files as they were.
+    For the checks that compare a package with the records (drift, releases).
 
-    Returns:
-        The published paths, relative to root.
     Raises:
-        RecordsError: the records are invalid (nothing is written).
-        PackageError: the staged package failed `check` (nothing is published).
+        RecordsError: the records are invalid.
     """
-    from .bulk import read_tables  # bulk imports records; keep package importable alone
+    from .bulk import Whole, read_tables  # bulk imports records; keep package importable alone
 
-    with timer("read and check records"):
-        read = read_tables(records_dir)
-    tables, sources = read.tables, read.sources
-    releases = read_releases(records_dir)
-    (root / "build").mkdir(parents=True, exist_ok=True)
-    with build_lock(root):
-        prepare_build_dir(root)
-        staging = Path(tempfile.mkdtemp(prefix=settings.STAGING_PREFIX, dir=root / "build"))
-        # The journal records what is published now; hash it on a second thread
-        # while the new package is written and checked (hashlib lets go of the GIL).
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            old = pool.submit(published_digests, root)
-            try:
-                with timer("write CSV, Parquet, schemas, datapackage.json"):
-                    write_package_files(tables, staging, sources, releases)
-                del tables, read  # the check reads the files back: hold one copy, not two
-                checkpoint("staged")
-                if check is not None:
-                    with timer("check the staged package"):
-                        problems = check(staging)
-                    if problems:
-                        raise PackageError(problems)
-                checkpoint("checked")
-                paths = published_files(staging)
-                with timer("publish"):
-                    publish(staging, root, paths, old.result())
-                return paths
-            finally:
-                shutil.rmtree(staging, ignore_errors=True)
+    read = read_tables(records_dir)
+    write_package_files(Whole(read.tables, read.sources), root, read_releases(records_dir))
 
 
 # -- publishing: all files or none ----------------------------------------------------
@@ -481,13 +515,8 @@ def drifted_files(records_dir: Path, root: Path) -> list[Problem]:
     Raises:
         RecordsError: the records are invalid.
     """
-    from .bulk import read_tables  # bulk imports records; keep package importable alone
-
-    read = read_tables(records_dir)
-    tables, sources = read.tables, read.sources
-    releases = read_releases(records_dir)
     with tempfile.TemporaryDirectory(prefix="coop100-drift-") as fresh:
-        write_package_files(tables, Path(fresh), sources, releases)
+        write_whole(records_dir, Path(fresh))
         return [
             Problem(
                 rel,

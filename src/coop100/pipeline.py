@@ -1,29 +1,54 @@
-"""The build, one step after another: records -> tables -> files -> database and zip.
+"""The build, one step after another: records -> package -> database and zip.
 
 `build` is the one function that runs it all; `coop100 build`, benchmarks/run.py
-and the tests call it. The steps themselves live in their own modules (records
-and bulk read, integrity checks across records, package writes and publishes,
-database loads, archive zips); a `Timer` may time each (the benchmarks pass one).
+and the tests call it. It streams: each table's rows are read, checked and
+written (CSV, Parquet, the Popolo export) a block at a time, and as soon as a
+table's CSV is staged a second process loads it into SQLite (database.LoadProcess),
+so memory stays flat however big the archive and both cores work. The loaded
+tables then answer whether any rule across records is broken (integrity.py);
+only then is the package published, and the search index, facet counts and zip
+finish while the published files are in place. A `Timer` may time each step
+(the benchmarks pass one).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
 
 from . import settings
 from .archive import ZIP_NAME, write_zip
-from .database import write_database
-from .package import build_package
+from .bulk import Unsure, Whole, read_whole, stream_tables
+from .database import DB_NAME, DatabaseError, LoadProcess
+from .models import MODELS
+from .package import (
+    PackageError,
+    Rows,
+    build_lock,
+    checkpoint,
+    prepare_build_dir,
+    publish,
+    published_digests,
+    published_files,
+    write_package_files,
+)
 from .problems import Problem
-from .validate import validate_package
+from .release import read_releases
+from .tables import arrow_schema, table_schema
 
 # Called with a step's name; the context it returns spans the step.
 Timer = Callable[[str], AbstractContextManager[object]]
+# Given the staging folder, the problems that keep it from being published.
+Check = Callable[[Path], list[Any]]
 
 
 def untimed(name: str) -> AbstractContextManager[object]:
@@ -41,35 +66,179 @@ class Built:
 
 
 def check_staged(staging: Path) -> list[Problem]:
-    """The check a staged package must pass before it is published."""
-    # frictionless costs a second of start-up even on this small package. The
-    # columnar checks enforce the same Table Schema rules (tests/test_benchmarks.py)
-    # and the descriptor is ours; `coop100 validate` and CI run frictionless on both.
-    return validate_package(staging, engine="columnar", check_descriptor=False)
+    """The check a staged package must pass before it is published, besides the load's.
+
+    Every row was checked against its model before it was written, and the second
+    process reads every CSV cell back with the Table Schema's types and keys (the
+    build compares its row counts with the Parquet files'). This reads each
+    Parquet file's footer: its columns and types must be the published ones.
+    `coop100 validate` and CI check every row of both formats.
+    """
+    problems = []
+    for model in MODELS:
+        path = staging / settings.PARQUET_DIR / f"{model.table}.parquet"
+        found = pq.read_schema(path)
+        expected = arrow_schema(model)
+        if [(f.name, f.type) for f in found] != [(f.name, f.type) for f in expected]:
+            message = f"columns {found} differ from the published schema {expected}"
+            problems.append(Problem(table=model.table, message=message))
+    return problems
 
 
 def build(
-    root: Path, timer: Timer = untimed, report: Callable[[str], None] = lambda line: None
+    root: Path,
+    timer: Timer = untimed,
+    report: Callable[[str], None] = lambda line: None,
+    check: Check = check_staged,
 ) -> Built:
-    """Validate root/records, publish the package under root, then load and zip it.
+    """Validate root/records, publish the package under root, then finish the database and zip.
 
-    `report` is told each milestone in a line (the CLI prints them).
+    `report` is told each milestone in a line (the CLI prints them); `check` may
+    refuse the staged package.
 
     Raises:
         RecordsError, PackageError, BuildDirError: nothing was published.
         DatabaseError, OSError: after `report` said "published", the database or zip.
     """
-    paths = build_package(root / settings.RECORDS_DIR, root, check=check_staged, timer=timer)
-    report(f"published {len(paths)} files under {root}")
-    with timer("load SQLite (keys, indexes, FTS) and write zip"):
-        database, zipped = _write_database_and_zip(root)
-    report(f"wrote {database} and {zipped}")
-    return Built(paths, database, zipped)
+    records_dir = root / settings.RECORDS_DIR
+    releases = read_releases(records_dir)
+    with timer("read and check the YAML records"):
+        rows: Rows
+        try:
+            rows = stream_tables(records_dir)
+        except Unsure as unsure:
+            rows = read_whole(records_dir, unsure)
+    created = not (root / "build").exists()
+    (root / "build").mkdir(parents=True, exist_ok=True)
+    try:
+        return _build_locked(root, rows, releases, timer, report, check)
+    except BaseException:
+        if created:  # as before the build: records found wrong leave no build/ behind
+            shutil.rmtree(root / "build", ignore_errors=True)
+        raise
 
 
-def _write_database_and_zip(root: Path) -> tuple[Path, Path]:
-    # zlib and SQLite release the GIL, so the zip is written on the second core
-    # while the database loads: at 1M statements the build is ~10 s shorter.
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        zipped = pool.submit(write_zip, root / settings.DESCRIPTOR, root / "build" / ZIP_NAME)
-        return write_database(root), zipped.result()
+def _build_locked(
+    root: Path,
+    rows: Rows,
+    releases: list[Any],
+    timer: Timer,
+    report: Callable[[str], None],
+    check: Check,
+) -> Built:
+    records_dir = root / settings.RECORDS_DIR
+    with build_lock(root):
+        prepare_build_dir(root)
+        # The journal records what is published now; hash it on a second thread
+        # while the new package is written (hashlib lets go of the GIL).
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            old = pool.submit(published_digests, root)
+            try:
+                staged = _stage(rows, root, releases, check, timer)
+            except Unsure as unsure:
+                if isinstance(rows, Whole):  # the rules disagree: say what SQLite found
+                    raise PackageError(unsure.problems) from None
+                with timer("read the records whole to report their problems"):
+                    rows = read_whole(records_dir, unsure)
+                staged = _stage(rows, root, releases, check, timer)
+            with staged:
+                paths = published_files(staged.staging)
+                with timer("publish"):
+                    publish(staged.staging, root, paths, old.result())
+                report(f"published {len(paths)} files under {root}")
+                with timer("full-text search, facet counts, views; zip"):
+                    zipped = pool.submit(
+                        write_zip, root / settings.DESCRIPTOR, root / "build" / ZIP_NAME
+                    )
+                    database = staged.load.finish()
+                    zipped.result()
+    report(f"wrote {database} and {zipped.result()}")
+    return Built(paths, database, zipped.result())
+
+
+@dataclass
+class _Staged:
+    """A package staged and checked, and its database loaded, indexed and judged."""
+
+    staging: Path
+    load: LoadProcess
+
+    def __enter__(self) -> _Staged:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.load.abort()
+        shutil.rmtree(self.staging, ignore_errors=True)
+
+
+def _stage(rows: Rows, root: Path, releases: list[Any], check: Check, timer: Timer) -> _Staged:
+    """Write the package into a staging folder while a second process loads it; judge both.
+
+    Raises:
+        Unsure: SQLite found a rule across records broken.
+        PackageError: the staged package failed a check.
+    """
+    staging = Path(tempfile.mkdtemp(prefix=settings.STAGING_PREFIX, dir=root / "build"))
+    staged = _Staged(
+        staging, LoadProcess(_resources(), staging, root / "build" / DB_NAME, staging / DB_NAME)
+    )
+    with _unless_done(staged):
+        with timer("read, check and write every table; load each into SQLite"):
+            write_package_files(rows, staging, releases, written=staged.load.insert)
+        checkpoint("staged")
+        with timer("index SQLite; check the rules across records"):
+            try:
+                counts, broken = staged.load.check()
+            except DatabaseError as exc:
+                raise PackageError([Problem(f"build/{DB_NAME}", message=str(exc))]) from None
+        if broken:
+            raise Unsure(
+                [
+                    Problem(
+                        settings.RECORDS_DIR,
+                        message=f"breaks a rule across records ({rule})",
+                        hint="fix the records",
+                    )
+                    for rule in broken
+                ]
+            )
+        with timer("check the staged package"):
+            problems = check(staging) + _row_counts(staging, counts)
+        if problems:
+            raise PackageError(problems)
+        checkpoint("checked")
+    return staged
+
+
+@contextlib.contextmanager
+def _unless_done(staged: _Staged) -> Iterator[None]:
+    """Clean the staged package and its database away if the block does not finish."""
+    try:
+        yield
+    except BaseException:
+        staged.__exit__()
+        raise
+
+
+def _resources() -> list[dict[str, Any]]:
+    """The CSV resources of the package, as database.read_descriptor gives them."""
+    return [
+        {
+            "name": model.table,
+            "path": f"{settings.CSV_DIR}/{model.table}.csv",
+            "schema": table_schema(model),
+        }
+        for model in MODELS
+    ]
+
+
+def _row_counts(staging: Path, counts: dict[str, int]) -> list[Problem]:
+    """Each table's Parquet file holds as many rows as SQLite read from its CSV."""
+    problems = []
+    for model in MODELS:
+        path = staging / settings.PARQUET_DIR / f"{model.table}.parquet"
+        rows = pq.read_metadata(path).num_rows
+        if counts.get(model.table) != rows:
+            message = f"Parquet holds {rows} rows, the CSV {counts.get(model.table)}"
+            problems.append(Problem(table=model.table, message=message))
+    return problems

@@ -337,3 +337,26 @@ def _date(value: Any) -> str | None:
 
 def _clean(item: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in item.items() if value not in (None, "", [])}
+
+
+class PopoloWriter:
+    """Writes the Popolo document from tables fed a batch at a time (whole, for now)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.batches: dict[str, list[pa.Table]] = defaultdict(list)
+
+    def add(self, table: str, batch: pa.Table) -> None:
+        self.batches[table].append(batch)
+
+    def close(self) -> None:
+        from .models import MODELS
+        from .tables import arrow_schema
+
+        tables = {
+            m.table: pa.concat_tables(self.batches[m.table])
+            if self.batches[m.table]
+            else arrow_schema(m).empty_table()
+            for m in MODELS
+        }
+        write_popolo(tables, self.path)
