@@ -45,8 +45,11 @@ BULK_SUFFIX = ".jsonl"
 BULK_TABLES = tuple(m.table for m in MODELS if m is not Source)
 # Past this many problems in one file, the rest are counted, not listed.
 MAX_LISTED = 1000
-# pyarrow parses a JSON Lines file in blocks of this many bytes, one per thread.
-BLOCK_SIZE = 16 << 20
+# pyarrow parses a JSON Lines file in blocks of this many bytes, one per thread,
+# each cut at its last line break: the pieces inputs.line_pieces cuts too, so a
+# file streamed piece by piece gives the same Arrow chunks, hence the same
+# Parquet bytes, as a file read whole.
+BLOCK_SIZE = inputs.READ_BLOCK
 # A file pyarrow cannot type is read again line by line, up to this size, so the
 # checks across records can judge its valid rows (larger: the table is not judged).
 LINE_BY_LINE_MAX_BYTES = 64 << 20
@@ -530,21 +533,23 @@ def read_whole(records_dir: Path, unsure: Unsure) -> Whole:
 def _stream_bulk(path: Path, model: type[Record], shown: str) -> Iterator[pa.Table]:
     try:
         inputs.check_file(path, inputs.JSONL_MAX_BYTES, "a bulk file")
-        lines = inputs.scan_jsonl(path, BLOCK_SIZE)
+        inputs.scan_jsonl(path, BLOCK_SIZE)
     except inputs.InputProblem as exc:
         raise Unsure([Problem(shown, exc.line, exc.column, message=exc.message)]) from None
+    # Pieces of whole lines, each read by pyarrow on its own: its streaming reader
+    # reads ahead as far as it can (the whole 409 MB statements file at 1M), so
+    # memory would grow with the file.
     first = 1
-    try:
-        for batch in pajson.open_json(path, **_json_options(model)):
-            raw = pa.Table.from_batches([batch])
-            problems = _rule_problems(raw, model, shown, first)[0]
-            if problems:
-                raise Unsure(problems)
-            yield _published(raw, model)
-            first += raw.num_rows
-    except pa.ArrowInvalid:
-        unread = Problem(shown, message="cannot be read; give one JSON object per line")
-        raise Unsure(_line_problems(path, model, shown) or [unread]) from None
-    if first - 1 != lines:
-        blank = Problem(shown, message="holds blank lines; give one JSON object per line")
-        raise Unsure(_line_problems(path, model, shown) or [blank])
+    for piece in inputs.line_pieces(path, BLOCK_SIZE):
+        lines = piece.count(b"\n") + (not piece.endswith(b"\n"))
+        raw = _read_piece(piece, model)
+        if raw is not None:  # a piece past BLOCK_SIZE by its carried line: still one chunk
+            raw = raw.combine_chunks()
+        if raw is None or raw.num_rows != lines:  # bad JSON, or blank lines
+            unread = Problem(shown, message="holds lines that are not one JSON object each")
+            raise Unsure(_line_problems(path, model, shown) or [unread])
+        problems = _rule_problems(raw, model, shown, first)[0]
+        if problems:
+            raise Unsure(problems)
+        yield _published(raw, model)
+        first += lines

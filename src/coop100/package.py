@@ -203,6 +203,7 @@ def write_package_files(
             for document in documents:
                 document.add(model.table, batch)
         writer.close()
+        pa.default_memory_pool().release_unused()  # the row group just written, back to the OS
         checkpoint("writing")
         written(model.table)
     for document in documents:

@@ -14,10 +14,11 @@ finish while the published files are in place. A `Timer` may time each step
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -131,47 +132,56 @@ def _build_locked(
         prepare_build_dir(root)
         # The journal records what is published now; hash it on a second thread
         # while the new package is written (hashlib lets go of the GIL).
-        with ThreadPoolExecutor(max_workers=1) as pool:
+        with ThreadPoolExecutor(max_workers=2) as pool:
             old = pool.submit(published_digests, root)
             try:
-                staged = _stage(rows, root, releases, check, timer)
+                staged = _stage(rows, root, releases, check, timer, pool)
             except Unsure as unsure:
                 if isinstance(rows, Whole):  # the rules disagree: say what SQLite found
                     raise PackageError(unsure.problems) from None
                 with timer("read the records whole to report their problems"):
                     rows = read_whole(records_dir, unsure)
-                staged = _stage(rows, root, releases, check, timer)
+                staged = _stage(rows, root, releases, check, timer, pool)
             with staged:
                 paths = published_files(staged.staging)
                 with timer("publish"):
                     publish(staged.staging, root, paths, old.result())
                 report(f"published {len(paths)} files under {root}")
-                with timer("full-text search, facet counts, views; zip"):
-                    zipped = pool.submit(
-                        write_zip, root / settings.DESCRIPTOR, root / "build" / ZIP_NAME
-                    )
+                zipped = root / "build" / ZIP_NAME
+                os.replace(staged.staging / ZIP_NAME, zipped)
+                with timer("facet counts, views"):
                     database = staged.load.finish()
-                    zipped.result()
-    report(f"wrote {database} and {zipped.result()}")
-    return Built(paths, database, zipped.result())
+    report(f"wrote {database} and {zipped}")
+    return Built(paths, database, zipped)
 
 
 @dataclass
 class _Staged:
-    """A package staged and checked, and its database loaded, indexed and judged."""
+    """A package staged and checked, its database loaded, indexed and judged, its zip."""
 
     staging: Path
     load: LoadProcess
+    zip: Future[Path] | None = None
 
     def __enter__(self) -> _Staged:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.load.abort()
+        if self.zip is not None:
+            with contextlib.suppress(Exception):  # its own failure is not this one's
+                self.zip.result()
         shutil.rmtree(self.staging, ignore_errors=True)
 
 
-def _stage(rows: Rows, root: Path, releases: list[Any], check: Check, timer: Timer) -> _Staged:
+def _stage(
+    rows: Rows,
+    root: Path,
+    releases: list[Any],
+    check: Check,
+    timer: Timer,
+    pool: ThreadPoolExecutor,
+) -> _Staged:
     """Write the package into a staging folder while a second process loads it; judge both.
 
     Raises:
@@ -179,14 +189,16 @@ def _stage(rows: Rows, root: Path, releases: list[Any], check: Check, timer: Tim
         PackageError: the staged package failed a check.
     """
     staging = Path(tempfile.mkdtemp(prefix=settings.STAGING_PREFIX, dir=root / "build"))
-    staged = _Staged(
-        staging, LoadProcess(_resources(), staging, root / "build" / DB_NAME, staging / DB_NAME)
-    )
+    load = LoadProcess(_resources(), staging, root / "build" / DB_NAME, staging / DB_NAME)
+    staged = _Staged(staging, load)
     with _unless_done(staged):
-        with timer("read, check and write every table; load each into SQLite"):
-            write_package_files(rows, staging, releases, written=staged.load.insert)
+        with timer("read, check and write every table; load each into SQLite (and FTS)"):
+            write_package_files(rows, staging, releases, written=load.insert)
         checkpoint("staged")
-        with timer("index SQLite; check the rules across records"):
+        # While the second process indexes, this one zips what it staged (zlib
+        # lets go of the GIL, and this process has nothing else to do).
+        staged.zip = pool.submit(write_zip, staging / settings.DESCRIPTOR, staging / ZIP_NAME)
+        with timer("index SQLite; check the rules across records; zip"):
             try:
                 counts, broken = staged.load.check()
             except DatabaseError as exc:
@@ -206,6 +218,8 @@ def _stage(rows: Rows, root: Path, releases: list[Any], check: Check, timer: Tim
             problems = check(staging) + _row_counts(staging, counts)
         if problems:
             raise PackageError(problems)
+        with timer("finish the zip"):
+            staged.zip.result()
         checkpoint("checked")
     return staged
 
