@@ -248,9 +248,8 @@ class PopoloWriter:
             )
             self._emit("persons", map(_ENCODER.encode, persons))
         del people, spellings
-        for path, writer in self._spills.values():
-            writer.close()
-            path.unlink()  # the spills are done with: free the disk now
+        for path, _ in self._spills.values():
+            path.unlink()  # the spills are done with (and closed): free the disk now
         self._spills.clear()
 
 
