@@ -42,6 +42,7 @@ from .models import MODELS
 _DATE = re.compile(r"^[0-9]{4}(-[0-9]{2}){0,2}$")
 _BATCH_ROWS = 65_536
 _WRITE_LINES = 512
+_PYTHON_ROWS = 4_096  # rows turned into Python objects at once
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 # The document's collections in the order it lists them, and the tables of each.
 COLLECTIONS = {
@@ -239,7 +240,7 @@ class PopoloWriter:
         people = self._spilled("people", _PEOPLE)
         spellings = _Spellings(self._spilled("person_names", _NAMES), people["person_id"])
         start = 0
-        for batch in people.to_batches(max_chunksize=_BATCH_ROWS):
+        for batch in people.to_batches(max_chunksize=_PYTHON_ROWS):
             grouped = spellings.rows(start, start + batch.num_rows)
             start += batch.num_rows
             persons = (
@@ -331,17 +332,20 @@ class _Speeches:
                 yield from map(_ENCODER.encode, _speeches(batch, self.cite, self.positions))
                 return
         columns = [
-            _escaped(batch[c]).to_pylist()
-            for c in ("statement_id", "person_id", "event_id", "type", "text")
+            *(
+                _escaped(batch[c])
+                for c in ("statement_id", "person_id", "event_id", "type", "text")
+            ),
+            self._positions(batch["event_id"]),
+            batch["source_id"],
+            batch["paragraph"],
         ]
-        rows = zip(
-            *columns,
-            self._positions(batch["event_id"]).to_pylist(),
-            batch["source_id"].to_pylist(),
-            batch["paragraph"].to_pylist(),
-            strict=True,
-        )
-        yield from _speech_batch(rows, self.cite, self.cited)
+        for start in range(0, batch.num_rows, _PYTHON_ROWS):
+            rows = zip(
+                *(column.slice(start, _PYTHON_ROWS).to_pylist() for column in columns),
+                strict=True,
+            )
+            yield from _speech_batch(rows, self.cite, self.cited)
 
     def _positions(self, event_ids: Any) -> pa.Array:
         """Each row's place among its event's rows so far, from 1, in row order."""
@@ -444,10 +448,11 @@ def _citer(sources: dict[str, tuple[str, str]]) -> Cite:
 
 
 def _rows(table: Batch, *columns: str) -> Iterator[tuple[Any, ...]]:
-    batches = table.to_batches(_BATCH_ROWS) if isinstance(table, pa.Table) else [table]
-    for batch in batches:
-        batch = batch.select(list(columns))
-        yield from zip(*(column.to_pylist() for column in batch.columns), strict=True)
+    """The rows' values as Python tuples, a few thousand rows' objects at a time."""
+    selected = table.select(list(columns))
+    for start in range(0, selected.num_rows, _PYTHON_ROWS):
+        rows = selected.slice(start, _PYTHON_ROWS)
+        yield from zip(*(column.to_pylist() for column in rows.columns), strict=True)
 
 
 def _persons(
