@@ -262,41 +262,23 @@ class _Spellings:
     """person_names grouped by person, in their row order, for people's rows."""
 
     def __init__(self, names: pa.Table, people: pa.ChunkedArray) -> None:
-        if names["person_id"].null_count:
-            names = names.filter(pc.is_valid(names["person_id"]))
-        self._names = names
-        # Arrow's sort is stable: each person's spellings keep their row order.
-        self._order = pc.sort_indices(names, [("person_id", "ascending")])
-        ids = names["person_id"].take(self._order)
-        count = len(ids)
-        changes = pc.not_equal(ids.slice(1), ids.slice(0, max(count - 1, 0)))
-        after = np.flatnonzero(changes.to_numpy(zero_copy_only=False)) + 1
-        # Group g is sorted rows starts[g] to starts[g + 1] (no groups: [0, 0]).
-        self._starts = np.concatenate([[0], after, [count]]).astype(np.int64)
-        first = ids.take(pa.array(self._starts[:-1])) if count else ids
-        del ids
-        # For each person (people's row order) its group, or -1 if it has no spellings.
-        found = pc.index_in(
-            people, value_set=pa.concat_arrays(first.chunks or [pa.array([], pa.string())])
-        )
-        self._group = np.asarray(found.fill_null(-1).to_numpy(), dtype=np.int64)
+        self._names = names.select(["name", "source_id"])
+        # Each spelling's person as a row of people (-1 for nobody there).
+        person = pc.index_in(names["person_id"], value_set=people.combine_chunks())
+        person = np.asarray(person.fill_null(-1).to_numpy(), dtype=np.int64)
+        # A stable sort keeps each person's spellings in their row order; person p's
+        # are then self._order[self._starts[p] : self._starts[p + 1]].
+        self._order = np.argsort(person, kind="stable")
+        self._starts = np.searchsorted(person[self._order], np.arange(len(people) + 1))
 
     def rows(self, start: int, end: int) -> Iterator[list[tuple[str, str]]]:
         """The spellings of people's rows start to end, each as (name, source_id)."""
-        group = self._group[start:end]
-        has = group >= 0
-        known = np.where(has, group, 0)
-        begins = self._starts[known]
-        lengths = np.where(has, self._starts[known + 1] - begins, 0)
-        total = int(lengths.sum())
-        # The sorted rows of every group, one after another: begins[i] + 0, 1, ...
-        within = np.arange(total) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-        rows = np.repeat(begins, lengths) + within
-        taken = self._names.take(self._order.take(pa.array(rows, pa.int64())))
+        starts = self._starts[start : end + 1]
+        taken = self._names.take(pa.array(self._order[starts[0] : starts[-1]]))
         names = taken["name"].to_pylist()
         sources = taken["source_id"].to_pylist()
         at = 0
-        for length in lengths.tolist():
+        for length in np.diff(starts).tolist():
             yield list(zip(names[at : at + length], sources[at : at + length], strict=True))
             at += length
 
