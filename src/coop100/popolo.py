@@ -252,6 +252,7 @@ class PopoloWriter:
         for path, _ in self._spills.values():
             path.unlink()  # the spills are done with (and closed): free the disk now
         self._spills.clear()
+        pa.default_memory_pool().release_unused()
 
 
 def _header(name: str) -> bytes:
@@ -264,8 +265,10 @@ class _Spellings:
     def __init__(self, names: pa.Table, people: pa.ChunkedArray) -> None:
         self._names = names.select(["name", "source_id"])
         # Each spelling's person as a row of people (-1 for nobody there).
-        person = pc.index_in(names["person_id"], value_set=people.combine_chunks())
-        person = np.asarray(person.fill_null(-1).to_numpy(), dtype=np.int64)
+        found = pc.index_in(names["person_id"], value_set=people.combine_chunks())
+        person = found.fill_null(-1).to_numpy()
+        del found
+        pa.default_memory_pool().release_unused()  # the lookup's hash table (~80 MB at 1M)
         # A stable sort keeps each person's spellings in their row order; person p's
         # are then self._order[self._starts[p] : self._starts[p + 1]].
         self._order = np.argsort(person, kind="stable")
@@ -313,21 +316,20 @@ class _Speeches:
             if batch[column].null_count:  # the models require them; encode if not
                 yield from map(_ENCODER.encode, _speeches(batch, self.cite, self.positions))
                 return
-        columns = [
-            *(
-                _escaped(batch[c])
-                for c in ("statement_id", "person_id", "event_id", "type", "text")
-            ),
-            self._positions(batch["event_id"]),
-            batch["source_id"],
-            batch["paragraph"],
-        ]
+        positions = self._positions(batch["event_id"])
         for start in range(0, batch.num_rows, _PYTHON_ROWS):
-            rows = zip(
-                *(column.slice(start, _PYTHON_ROWS).to_pylist() for column in columns),
-                strict=True,
-            )
-            yield from _speech_batch(rows, self.cite, self.cited)
+            rows = batch.slice(start, _PYTHON_ROWS)
+            columns = [
+                *(
+                    _escaped(rows[c])
+                    for c in ("statement_id", "person_id", "event_id", "type", "text")
+                ),
+                positions.slice(start, _PYTHON_ROWS),
+                rows["source_id"],
+                rows["paragraph"],
+            ]
+            values = zip(*(column.to_pylist() for column in columns), strict=True)
+            yield from _speech_batch(values, self.cite, self.cited)
 
     def _positions(self, event_ids: Any) -> pa.Array:
         """Each row's place among its event's rows so far, from 1, in row order."""
