@@ -257,6 +257,17 @@ def test_streamed_archive_is_the_one_pass_document(tmp_path: Path) -> None:
     assert (tmp_path / "popolo.json").read_bytes() == _one_pass(tables)
 
 
+def test_batches_without_the_schemas_metadata_are_taken(tmp_path: Path) -> None:
+    """A table's batches may come with or without the published fields' descriptions."""
+    tables = read_tables(ROOT / "records").tables
+    with PopoloWriter(tmp_path / "popolo.json") as writer:
+        for model in MODELS:
+            for number, batch in enumerate(tables[model.table].to_batches(max_chunksize=2)):
+                plain = pa.schema([(f.name, f.type) for f in batch.schema])
+                writer.add(model.table, batch if number % 2 else batch.cast(plain))
+    assert (tmp_path / "popolo.json").read_bytes() == (ROOT / settings.POPOLO_FILE).read_bytes()
+
+
 def test_an_error_leaves_the_published_file(tmp_path: Path) -> None:
     path = tmp_path / "popolo.json"
     path.write_text("as published\n")
