@@ -5,20 +5,29 @@ vendored in tests/popolo-schemas/), true to the tables, and loaded by a Popolo r
 from __future__ import annotations
 
 import json
+import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import jsonschema
+import numpy as np
+import pyarrow as pa
 import pytest
 from popolo_data.importer import Popolo
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT3
 
 from coop100 import settings
+from coop100.bulk import read_tables
+from coop100.models import MODELS
+from coop100.popolo import _ENCODER, PopoloWriter, popolo, write_popolo
 from coop100.records import Records
 
 from .conftest import ROOT
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import synth  # noqa: E402
 
 SCHEMAS = Path(__file__).parent / "popolo-schemas"
 COLLECTIONS = {
@@ -142,10 +151,7 @@ def test_the_package_describes_it() -> None:
 
 def test_arrow_speeches_are_the_python_speeches(tmp_path: Path) -> None:
     """The speeches' lines are built in Arrow; they must be what the encoder writes."""
-    import pyarrow as pa
-
-    from coop100.bulk import read_tables
-    from coop100.popolo import _ENCODER, popolo, speech_lines
+    from coop100.popolo import speech_lines
 
     tables = read_tables(ROOT / "records").tables
     statements = tables["statements"]
@@ -172,3 +178,116 @@ def test_arrow_speeches_are_the_python_speeches(tmp_path: Path) -> None:
     assert json.loads(expected[0])["text"] == texts[0]
     assert "creator_id" not in json.loads(expected[2])
     assert json.loads(expected[3])["sources"][0]["note"] == "S1"
+
+
+# The streamed writer (PopoloWriter) against the document written in one pass.
+
+
+def _one_pass(tables: dict[str, pa.Table]) -> bytes:
+    """The document as the one-pass writer wrote it: every object a dict from
+    `popolo()` encoded by `_ENCODER`, the collections one after another."""
+    text = ""
+    for number, (name, items) in enumerate(popolo(tables).items()):
+        lines = [_ENCODER.encode(item) for item in items]
+        text += ("{" if number == 0 else ",\n") + json.dumps(name) + ": ["
+        text += "".join(("\n" if i == 0 else ",\n") + line for i, line in enumerate(lines))
+        text += "\n]"
+    return (text + "}\n").encode("utf-8")
+
+
+def _stream(tables: dict[str, pa.Table], path: Path, sizes: tuple[int, ...] = (7,)) -> None:
+    """Feed the tables to a PopoloWriter in batches of the given sizes, in turn,
+    alternately as Arrow tables and record batches."""
+    with PopoloWriter(path) as writer:
+        for model in MODELS:
+            table, start, turn = tables[model.table], 0, 0
+            while start < table.num_rows:
+                piece = table.slice(start, sizes[turn % len(sizes)])
+                writer.add(
+                    model.table, piece if turn % 2 else piece.combine_chunks().to_batches()[0]
+                )
+                start, turn = start + piece.num_rows, turn + 1
+
+
+def _shuffled(table: pa.Table, seed: int) -> pa.Table:
+    return table.take(np.random.default_rng(seed).permutation(table.num_rows))
+
+
+def test_streamed_package_is_the_published_file(tmp_path: Path) -> None:
+    """Batches of 7 rows, or 1, 2, 3 and 64 in turn, give the published file's bytes."""
+    tables = read_tables(ROOT / "records").tables
+    published = (ROOT / settings.POPOLO_FILE).read_bytes()
+    assert _one_pass(tables) == published
+    for sizes in [(7,), (1, 2, 3, 64)]:
+        _stream(tables, tmp_path / "popolo.json", sizes)
+        assert (tmp_path / "popolo.json").read_bytes() == published
+    write_popolo(tables, tmp_path / "popolo.json")
+    assert (tmp_path / "popolo.json").read_bytes() == published
+    assert [p.name for p in tmp_path.iterdir()] == ["popolo.json"]  # no temporary files
+
+
+def test_streamed_archive_is_the_one_pass_document(tmp_path: Path) -> None:
+    """A synthetic archive with its rows shuffled: each person's spellings keep their
+    order, speeches are numbered within their event across batches."""
+    synth.write_archive(tmp_path / "archive", 2000)
+    tables = read_tables(tmp_path / "archive" / "records").tables
+    for seed, table in enumerate(["people", "person_names", "affiliations", "statements"]):
+        tables[table] = _shuffled(tables[table], seed)
+    names = tables["person_names"]
+    assert names["person_id"].to_pylist() != sorted(names["person_id"].to_pylist())
+    # A spelling of nobody in people, and a statement said by an organisation.
+    stray = names.slice(0, 1).to_pylist()[0] | {"person_name_id": "x-s1", "person_id": "x"}
+    tables["person_names"] = pa.concat_tables(
+        [names, pa.Table.from_pylist([stray], schema=names.schema)]
+    )
+    statements = tables["statements"]
+    speakers = statements["person_id"].to_pylist()
+    speakers[5] = None
+    tables["statements"] = statements.set_column(
+        statements.column_names.index("person_id"), "person_id", pa.array(speakers)
+    )
+    expected = _one_pass(tables)
+    assert expected.count(b'"other_names"') > 20
+    _stream(tables, tmp_path / "popolo.json", (7, 100, 1, 65_536))
+    assert (tmp_path / "popolo.json").read_bytes() == expected
+    # No spellings at all, and an empty table fed as no batch at all.
+    tables["person_names"] = names.slice(0, 0)
+    tables["events"] = tables["events"].slice(0, 0)
+    _stream(tables, tmp_path / "popolo.json", (13,))
+    assert (tmp_path / "popolo.json").read_bytes() == _one_pass(tables)
+
+
+def test_batches_without_the_schemas_metadata_are_taken(tmp_path: Path) -> None:
+    """A table's batches may come with or without the published fields' descriptions."""
+    tables = read_tables(ROOT / "records").tables
+    with PopoloWriter(tmp_path / "popolo.json") as writer:
+        for model in MODELS:
+            for number, batch in enumerate(tables[model.table].to_batches(max_chunksize=2)):
+                plain = pa.schema([(f.name, f.type) for f in batch.schema])
+                writer.add(model.table, batch if number % 2 else batch.cast(plain))
+    assert (tmp_path / "popolo.json").read_bytes() == (ROOT / settings.POPOLO_FILE).read_bytes()
+
+
+def test_an_error_leaves_the_published_file(tmp_path: Path) -> None:
+    path = tmp_path / "popolo.json"
+    path.write_text("as published\n")
+    tables = read_tables(ROOT / "records").tables
+    with pytest.raises(RuntimeError), PopoloWriter(path) as writer:
+        for model in MODELS:
+            writer.add(model.table, tables[model.table])
+            if model.table == "affiliations":
+                raise RuntimeError("the build failed")
+    assert path.read_text() == "as published\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["popolo.json"]
+
+
+def test_tables_out_of_order_are_refused(tmp_path: Path) -> None:
+    tables = read_tables(ROOT / "records").tables
+    with pytest.raises(ValueError, match="'people' rows came after 'statements' rows"):
+        with PopoloWriter(tmp_path / "popolo.json") as writer:
+            writer.add("statements", tables["statements"])
+            writer.add("people", tables["people"])
+    with pytest.raises(ValueError, match="'persons' is not a table of the package"):
+        with PopoloWriter(tmp_path / "popolo.json") as writer:
+            writer.add("persons", tables["people"])
+    assert list(tmp_path.iterdir()) == []
