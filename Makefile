@@ -80,18 +80,20 @@ bench-abuse: $(STAMP) ## The site under 20 hostile clients per class, against th
 # The full floor of benchmarks/run.py loads the package with Debian's sqlite3 shell.
 SQLITE3_SHELL := command -v sqlite3 >/dev/null || (apt-get update -qq && apt-get install -y -qq sqlite3)
 # Where bench-1m and bench-10m write (benchmarks/run.py merges by size into its
-# results.json); STATEMENTS overrides bench-10m's size, e.g. to try the target.
+# results.json); STATEMENTS overrides bench-10m's size, e.g. to try the target;
+# BEFORE=<git ref> also builds and validates with that code in the same run.
 BENCH_OUT ?= benchmarks/results
 STATEMENTS ?= 10000000
+BENCH_BEFORE = $(if $(BEFORE),--before $(BEFORE))
 
 bench: $(STAMP) ## Benchmark 10k/100k/1M statements against the floors and baselines, then serving (~45 min; benchmarks/results/)
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(SQLITE3_SHELL)
-	$(BIN)/python benchmarks/run.py --sizes 10000 100000 1000000 --frictionless-timeout 1800 --serve
+	$(BIN)/python benchmarks/run.py --sizes 10000 100000 1000000 --frictionless-timeout 1800 --serve $(BENCH_BEFORE)
 
 bench-1m: $(STAMP) ## 1M statements only: build, floors, validate, start-up; no naive baselines or serving (~5 min)
 	$(SQLITE3_SHELL)
-	$(BIN)/python benchmarks/run.py --sizes 1000000 --skip-naive --out $(BENCH_OUT)
+	$(BIN)/python benchmarks/run.py --sizes 1000000 --skip-naive --out $(BENCH_OUT) $(BENCH_BEFORE)
 
 bench-10m: $(STAMP) ## 10M statements: build, floors, validate, merged beside 1M in benchmarks/results/ (tens of minutes)
 	$(SQLITE3_SHELL)

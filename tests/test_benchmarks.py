@@ -420,7 +420,7 @@ def test_benchmark_runs_on_a_tiny_archive(tmp_path: Path) -> None:
     assert "statements" in completed.stdout
     # A second size merges beside the first, the naive baselines skipped.
     subprocess.run(
-        [*command, "--sizes", "150", "--skip-naive", "--skip-steps"],
+        [*command, "--sizes", "150", "--skip-naive", "--skip-steps", "--before", "HEAD"],
         capture_output=True,
         text=True,
         check=True,
@@ -429,6 +429,9 @@ def test_benchmark_runs_on_a_tiny_archive(tmp_path: Path) -> None:
     merged = json.loads((tmp_path / "results.json").read_text())
     assert [s["statements"] for s in merged["sizes"]] == [150, 200]
     assert "naive: sqlite-utils insert" not in merged["sizes"][0]
+    assert len(merged["sizes"][0][run.BEFORE_VALIDATE]["runs"]) == 2
+    assert merged["sizes"][0][run.BEFORE_BUILD]["rc"] == 0
+    assert "| validate / validate of the code before |" in (tmp_path / "results.md").read_text()
     assert merged["sizes"][1] == size
 
 
