@@ -310,10 +310,21 @@ def test_floor_shell_loads_what_the_build_loads(archive: Path, tmp_path: Path) -
     assert (tmp_path / "coop100.zip").stat().st_size > 0
 
 
-def test_floor_says_how_to_install_the_shell(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_floor_says_how_to_install_the_shell(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("PATH", "/nonexistent")
     with pytest.raises(floor.FloorError, match="make bench-1m.*apt-get install sqlite3"):
         floor.sqlite3_shell()
+    script = [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--sizes", "10"]
+    done = subprocess.run(
+        [*script, "--work", str(tmp_path), "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=os.environ | {"PATH": "/nonexistent"},
+    )
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "apt-get install sqlite3" in done.stderr and list(tmp_path.iterdir()) == []
 
 
 def test_tree_sampler_sums_the_children(tmp_path: Path) -> None:
