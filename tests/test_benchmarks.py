@@ -431,7 +431,17 @@ def test_benchmark_runs_on_a_tiny_archive(tmp_path: Path) -> None:
     assert "statements" in completed.stdout
     # A second size merges beside the first, the naive baselines skipped.
     subprocess.run(
-        [*command, "--sizes", "150", "--skip-naive", "--skip-steps", "--before", "HEAD"],
+        [
+            *command,
+            "--sizes",
+            "150",
+            "--skip-naive",
+            "--skip-steps",
+            "--before",
+            "HEAD",
+            "--repeat",
+            "2",
+        ],
         capture_output=True,
         text=True,
         check=True,
@@ -442,6 +452,8 @@ def test_benchmark_runs_on_a_tiny_archive(tmp_path: Path) -> None:
     assert "naive: sqlite-utils insert" not in merged["sizes"][0]
     assert len(merged["sizes"][0][run.BEFORE_VALIDATE]["runs"]) == 2
     assert merged["sizes"][0][run.BEFORE_BUILD]["rc"] == 0
+    assert len(merged["sizes"][0]["coop100 build"]["runs"]) == 2
+    assert len(merged["sizes"][0]["floors"][run.FULL_FLOOR]["runs"]) == 2
     assert "| validate / validate of the code before |" in (tmp_path / "results.md").read_text()
     assert merged["sizes"][1] == size
 
