@@ -6,6 +6,7 @@ and that the fast checks refuse exactly what the slow ones refuse.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -29,6 +30,8 @@ from .test_checks import verdicts
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
+import floor  # noqa: E402
+import memory  # noqa: E402
 import replicas_load  # noqa: E402
 import run  # noqa: E402
 import synth  # noqa: E402
@@ -252,31 +255,207 @@ def test_fastcheck_is_clean_on_the_real_package(fresh_build: Path) -> None:
     assert fastcheck.check_package(fresh_build, descriptor) == []
 
 
-@pytest.mark.slow
-def test_benchmark_runs_on_a_tiny_archive(tmp_path: Path) -> None:
-    completed = subprocess.run(
+def _require(tool: str) -> None:
+    """Skip without tool here; fail in CI, where .ci/run installs it."""
+    if shutil.which(tool, path=f"{os.environ.get('PATH', '')}:/usr/sbin") is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{tool} is missing (.ci/run installs it)")
+        pytest.skip(f"{tool} is not installed")
+
+
+def _schema(db: Path) -> dict[str, Any]:
+    """Each table's rows, and the names of the indexes and full-text tables on them."""
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(db)) as connection:
+        names = [
+            name
+            for (name,) in connection.execute(
+                "select name from sqlite_master where type = 'table'"
+                " and name not like '%_fts%' and name not like '\\_%' escape '\\'"
+            )
+        ]
+        return {
+            "rows": {
+                n: connection.execute(f"select count(*) from [{n}]").fetchone()[0] for n in names
+            },
+            "indexes": sorted(
+                connection.execute(
+                    "select name, tbl_name from sqlite_master where type = 'index'"
+                    " and sql is not null and tbl_name not like '\\_%' escape '\\'"
+                ).fetchall()
+            ),
+            "fts": sorted(
+                connection.execute(
+                    "select name from sqlite_master where sql like 'CREATE VIRTUAL TABLE%'"
+                ).fetchall()
+            ),
+            "porter finds": connection.execute(
+                "select count(*) from statements_fts where statements_fts match 'cooperatives'"
+            ).fetchone()[0],
+        }
+
+
+def test_floor_shell_loads_what_the_build_loads(archive: Path, tmp_path: Path) -> None:
+    """The sqlite3 shell's floor holds the build's tables, rows, indexes and FTS5 tables."""
+    _require("sqlite3")
+    built = archive / "build" / "coop100.db"
+    if not built.exists():
+        build(archive)
+    parts = floor.shell_and_zip(archive, tmp_path, built)
+    assert set(parts) == {"sqlite3 shell", "write zip"}
+    ours, floors = _schema(built), _schema(tmp_path / "floor.db")
+    assert floors == ours
+    assert ours["porter finds"] > 0 and len(ours["fts"]) >= 1 and ours["indexes"]
+    assert (tmp_path / "coop100.zip").stat().st_size > 0
+
+
+def test_floor_says_how_to_install_the_shell(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(floor.FloorError, match="make bench-1m.*apt-get install sqlite3"):
+        floor.sqlite3_shell()
+    script = [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--sizes", "10"]
+    done = subprocess.run(
+        [*script, "--work", str(tmp_path), "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=os.environ | {"PATH": "/nonexistent"},
+    )
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "apt-get install sqlite3" in done.stderr and list(tmp_path.iterdir()) == []
+
+
+def test_tree_sampler_sums_the_children(tmp_path: Path) -> None:
+    """A child holding 200 MB counts in the tree's sum; ru_maxrss would see one process."""
+    child = subprocess.Popen(
         [
             sys.executable,
-            str(ROOT / "benchmarks" / "run.py"),
+            "-c",
+            "import sys; b = b'x' * (200 << 20); sys.stdout.write('ok\\n');"
+            " sys.stdout.flush(); sys.stdin.read()",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None and child.stdout.readline() == "ok\n"
+        alone = memory._vmrss_kb(os.getpid())
+        with memory.TreeSampler(os.getpid()) as sampler:
+            sampler.sample()
+        peak = sampler.peak_mb()
+        assert peak is not None and peak * 1024 >= alone + (200 << 10)
+    finally:
+        child.communicate("")
+
+
+def _size(statements: int, build: float, peak: float, floor_seconds: float) -> dict[str, Any]:
+    return {
+        "statements": statements,
+        "date": f"run of {statements}",
+        "rows": {"statements": statements},
+        "coop100 build": {"seconds": build, "peak_tree_mb": peak, "peak_mb": peak / 2},
+        "floors": {run.FULL_FLOOR: {"seconds": floor_seconds}},
+    }
+
+
+def test_targets_are_worked_out_from_the_results(tmp_path: Path) -> None:
+    results = {
+        "machine": "m",
+        "date": "d",
+        "sizes": [_size(1_000_000, 26.0, 900.0, 21.0), _size(10_000_000, 300.0, 1200.0, 200.0)],
+        "startup": {"ratio": 1.6, "coop100 build (real package)": 0.8, "import dependencies": 0.5},
+        "serve": {"indexed": {page: {"p95_ms": 149.0} for page in run.SEARCH_PAGES}},
+    }
+    verdicts = {row["target"]: row for row in run.targets(results, tmp_path)}
+    by_start = {target.split(" at ")[0].split(" ≤")[0]: row for target, row in verdicts.items()}
+    assert by_start["`coop100 build`"]["verdict"] == "met"  # 26 / 21 = 1.24x
+    assert verdicts["`coop100 build` at 1M ≤ ~30 s"]["verdict"] == "met"
+    assert by_start["peak memory of the build"]["verdict"] == "met"
+    growth = verdicts["peak at 10M ≤ 1.2x peak at 1M"]
+    assert (growth["verdict"], growth["measured"]) == ("not met", "1200 MB / 900 MB = 1.33x")
+    assert "1M run run of 1000000" in growth["source"]
+    assert [verdicts[f"`{p}` at 1M: p95 < 150 ms"]["verdict"] for p in run.SEARCH_PAGES] == [
+        "met",
+        "met",
+    ]
+    assert verdicts["start-up ratio ≤ 1.5"]["verdict"] == "not met"
+    # Without 10M, or with only ru_maxrss (an older result), nothing is claimed.
+    results["sizes"] = [_size(1_000_000, 40.0, 0.0, 21.0)]
+    verdicts = {row["target"]: row for row in run.targets(results, tmp_path)}
+    assert verdicts["peak at 10M ≤ 1.2x peak at 1M"]["verdict"] == "not measured"
+    assert verdicts["`coop100 build` at 1M ≤ ~30 s"]["verdict"] == "not met"
+    report = results | {"targets": list(verdicts.values()), "serve": None}
+    assert "## Targets" in run.markdown(report)
+
+
+def test_merge_keeps_other_sizes_serving_and_skipped_baselines() -> None:
+    naive = {name: {"seconds": 9.0} for name in run.NAIVE}
+    previous = {
+        "date": "earlier",
+        "machine": "m",
+        "sizes": [_size(1_000_000, 50.0, 1500.0, 20.0) | naive, _size(100, 1.0, 10.0, 1.0)],
+        "serve": {"indexed": {}},
+    }
+    now = {"date": "now", "sizes": [_size(1_000_000, 25.0, 800.0, 20.0)], "serve": None}
+    merged = run.merged(previous, now)
+    assert [s["statements"] for s in merged["sizes"]] == [100, 1_000_000]
+    assert merged["sizes"][1]["coop100 build"]["seconds"] == 25.0
+    assert merged["sizes"][1][run.NAIVE[0]] == {"seconds": 9.0, "reused": True}
+    assert merged["serve"]["kept"] and merged["serve"]["date"] == "earlier"
+
+
+@pytest.mark.slow
+def test_benchmark_runs_on_a_tiny_archive(tmp_path: Path) -> None:
+    _require("sqlite3")
+    command = [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--skip-startup"]
+    command += ["--work", str(tmp_path / "work"), "--out", str(tmp_path)]
+    completed = subprocess.run(
+        [*command, "--sizes", "200"], capture_output=True, text=True, check=True, timeout=600
+    )
+    results = json.loads((tmp_path / "results.json").read_text())
+    size = results["sizes"][0]
+    assert size["rows"]["statements"] == 200
+    assert size["floors"][run.FULL_FLOOR]["seconds"] > 0
+    assert size["coop100 build"]["peak_tree_mb"] >= size["coop100 build"]["peak_mb"] * 0.9
+    table = (tmp_path / "results.md").read_text()
+    # Every step the build timed is listed, whatever the build names them.
+    assert size["stages"]
+    for row in ["coop100 build**", *size["stages"], *size["floors"]]:
+        if isinstance(size["floors"].get(row, {}), dict):
+            assert f"{row} |" in table
+    assert "| build / full floor |" in table
+    assert {t["target"].split(" ")[0] for t in results["targets"]} >= {"`coop100"}
+    assert "statements" in completed.stdout
+    # A second size merges beside the first, the naive baselines skipped.
+    subprocess.run(
+        [
+            *command,
             "--sizes",
-            "200",
-            "--skip-startup",
-            "--work",
-            str(tmp_path / "work"),
-            "--out",
-            str(tmp_path),
+            "150",
+            "--skip-naive",
+            "--skip-steps",
+            "--before",
+            "HEAD",
+            "--repeat",
+            "2",
         ],
         capture_output=True,
         text=True,
         check=True,
         timeout=600,
     )
-    results = json.loads((tmp_path / "results.json").read_text())
-    assert results["sizes"][0]["rows"]["statements"] == 200
-    table = (tmp_path / "results.md").read_text()
-    for row in ("coop100 build", "read and check records", "load SQLite (keys, indexes, FTS)"):
-        assert f"| {row}" in table
-    assert "statements" in completed.stdout
+    merged = json.loads((tmp_path / "results.json").read_text())
+    assert [s["statements"] for s in merged["sizes"]] == [150, 200]
+    assert "naive: sqlite-utils insert" not in merged["sizes"][0]
+    assert len(merged["sizes"][0][run.BEFORE_VALIDATE]["runs"]) == 2
+    assert merged["sizes"][0][run.BEFORE_BUILD]["rc"] == 0
+    assert len(merged["sizes"][0]["coop100 build"]["runs"]) == 2
+    assert len(merged["sizes"][0]["floors"][run.FULL_FLOOR]["runs"]) == 2
+    assert "| validate / validate of the code before |" in (tmp_path / "results.md").read_text()
+    assert merged["sizes"][1] == size
 
 
 def _third_party_modules(code: str) -> set[str]:
