@@ -9,6 +9,7 @@ statements crosses many of each, and every file is compared with what
 
 from __future__ import annotations
 
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -60,3 +61,26 @@ def test_streamed_files_are_the_whole_tables_bytes(
         written = streamed / settings.PARQUET_DIR / f"{model.table}.parquet"
         assert written.read_bytes() == parquet_path.read_bytes(), model.table
     assert pq.ParquetFile(streamed / settings.PARQUET_DIR / "statements.parquet").num_row_groups > 2
+
+
+def test_the_build_loads_what_the_published_csvs_load(tmp_path: Path) -> None:
+    """The build feeds SQLite the rows it writes; the package's CSVs must load the same."""
+    from coop100.database import DB_NAME, FTS_COLUMNS, load_database
+    from coop100.pipeline import build
+
+    synth.write_archive(tmp_path, 300)
+    build(tmp_path)
+    again = tmp_path / "again.db"
+    load_database(tmp_path / settings.DESCRIPTOR, again)
+    built = sqlite3.connect(tmp_path / "build" / DB_NAME)
+    loaded = sqlite3.connect(again)
+    tables = [m.table for m in MODELS] + [settings.FACET_GROUPS_TABLE, settings.FACET_COUNTS_TABLE]
+    for table in tables:
+        sql = f"select * from [{table}] order by rowid"
+        assert built.execute(sql).fetchall() == loaded.execute(sql).fetchall(), table
+    for table, columns in FTS_COLUMNS.items():
+        for column in columns:
+            sql = f"select rowid from [{table}_fts] where [{table}_fts] match ? order by rowid"
+            for word in ("cooperative", "ilo", "2020"):
+                found = built.execute(sql, [f"{column}:{word}"]).fetchall()
+                assert found == loaded.execute(sql, [f"{column}:{word}"]).fetchall()

@@ -12,19 +12,23 @@ import io
 import itertools
 import json
 import os
+import queue
 import sqlite3
 import subprocess
 import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, cast
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import sqlite_utils
 
-from coop100.facets import LARGE_GROUP_ROWS, write_facet_counts
+from coop100.facets import LARGE_GROUP_ROWS, FacetRows, facet_counts, store_facet_counts
 from coop100.settings import SORT, column_facets
 
 DB_NAME = "coop100.db"
@@ -263,6 +267,8 @@ class Load:
             self.db.execute(f"pragma {pragma}")
         for resource in resources:
             self.db.execute(_create_table_sql(resource))
+        self._text_indexed: dict[str, int] = {}  # the last row in each full-text index
+        self.facet_rows: FacetRows | None = None  # counted already (facets.facet_counts)
 
     def insert(self, name: str, csv_path: Path) -> None:
         """Insert every row of one table's CSV (one transaction), and index its text.
@@ -273,8 +279,39 @@ class Load:
         """
         with self.db.conn:
             _insert_rows(self.db, csv_path, self.resources[name])
-        if name in FTS_COLUMNS:
-            self.db.table(name).enable_fts(list(FTS_COLUMNS[name]), tokenize=FTS_TOKENIZER)
+        self._index_text(name)
+
+    def add(self, name: str, batch: pa.RecordBatch) -> None:
+        """Insert rows of a table given in its published Arrow schema, as its CSV loads them.
+
+        The build feeds the rows it writes, a batch at a time, so SQLite keeps pace
+        with the writing instead of waiting for each CSV to be whole; the values are
+        those `insert` casts from the CSV cells (tests/test_stream.py compares).
+        """
+        names = [f["name"] for f in self.resources[name]["schema"]["fields"]]
+        if batch.schema.names != names:
+            raise DatabaseError(f"{name}: columns {batch.schema.names} are not {names}")
+        columns = [_sqlite_values(column) for column in batch.columns]
+        with self.db.conn:
+            _insert(self.db.conn, _insert_sql(name, names), _marks(names), columns)
+        self._index_text(name)
+
+    def _index_text(self, name: str) -> None:
+        """Bring the table's full-text index up to its last row (if it has one)."""
+        if name not in FTS_COLUMNS:
+            return
+        columns = FTS_COLUMNS[name]
+        if name not in self._text_indexed:
+            self.db.table(name).enable_fts(list(columns), tokenize=FTS_TOKENIZER)
+        else:
+            listed = ", ".join(f"[{c}]" for c in columns)
+            self.db.execute(
+                f"insert into [{name}_fts] (rowid, {listed}) "
+                f"select rowid, {listed} from [{name}] where rowid > ?",
+                [self._text_indexed[name]],
+            )
+        last = self.db.execute(f"select max(rowid) from [{name}]").fetchone()[0]
+        self._text_indexed[name] = last or 0
 
     def index(self) -> None:
         """The indexes, after the rows: one sort each, not a b-tree update per row."""
@@ -294,10 +331,10 @@ class Load:
 
     def finish(self) -> Path:
         """Facet counts and views; then move the database into place."""
-        # Counted from the indexes just built (coop100.facets).
-        facets = {name: column_facets(name) for name in self.resources}
+        # Counted from the indexes (coop100.facets), unless counted already.
+        rows = self.facet_rows or facet_counts(self.db.conn, self.facets(), self.large_group_rows)
         with self.db.conn:
-            write_facet_counts(self.db.conn, facets, self.large_group_rows)
+            store_facet_counts(self.db.conn, *rows)
         for view in VIEWS:
             self.db.create_view(view.name, view.sql.strip())
         # No VACUUM: the indexes were built after the rows, so it would only
@@ -305,6 +342,10 @@ class Load:
         self.db.close()
         os.replace(self.tmp_path, self.db_path)
         return self.db_path
+
+    def facets(self) -> dict[str, list[str]]:
+        """Each table's facet columns."""
+        return {name: column_facets(name) for name in self.resources}
 
     def abort(self) -> None:
         """Close and delete the unfinished database."""
@@ -316,14 +357,15 @@ class Load:
 
 
 class LoadProcess:
-    """A Load run by a child process, fed each table as the build writes its CSV.
+    """A Load run by a child process, fed the rows as the build writes them.
 
-    SQLite then parses, inserts and indexes on the second core while the build
-    reads and writes the next tables on the first. Messages go over a pipe; the
+    SQLite inserts and indexes on the second core while the build reads and
+    writes on the first. Messages go over a pipe, sent by a thread from a short
+    queue, so the build waits only when SQLite falls eight batches behind; the
     child ends at `finish` or `abort`, or when the build dies (end of the pipe).
     """
 
-    def __init__(self, resources: list[dict[str, Any]], root: Path, db_path: Path, tmp_path: Path):
+    def __init__(self, resources: list[dict[str, Any]], db_path: Path, tmp_path: Path):
         # A fresh interpreter (not multiprocessing's spawn, which imports the
         # caller's __main__ again, nor a fork of a process running threads),
         # talking over two pipes.
@@ -337,44 +379,61 @@ class LoadProcess:
         os.close(from_child)
         self._send = Connection(from_parent, readable=False)
         self._receive = Connection(to_parent, writable=False)
-        self._send.send((resources, str(root), str(db_path), str(tmp_path)))
+        self._queue: queue.Queue[tuple[Any, ...] | None] = queue.Queue(maxsize=8)
+        self._sender = threading.Thread(target=self._send_all, name="coop100-load-sender")
+        self._sender.start()
+        self._queue.put((resources, str(db_path), str(tmp_path)))
 
-    def insert(self, table: str) -> None:
-        """Load this table's CSV (the child starts at once; this returns at once)."""
-        self._send.send(("insert", table))
+    def add(self, table: str, rows: pa.Table) -> None:
+        """Send rows of a table, in its published schema, to be inserted."""
+        for batch in rows.to_batches():
+            self._queue.put(("add", table, batch))
 
     def check(self) -> tuple[dict[str, int], list[str]]:
-        """Once every table is in: index, then the rows of each table and the rules broken.
+        """Once every row is in: index, then the rows of each table and the rules broken.
 
         A table whose keys repeat is not indexed and gives no counts.
 
         Raises:
-            DatabaseError: a CSV could not be loaded as its schema says.
+            DatabaseError: the rows could not be loaded.
         """
         return cast(tuple[dict[str, int], list[str]], self._ask("check"))
 
     def finish(self) -> Path:
         """Facet counts and views; the database moved into place."""
         path = Path(cast(str, self._ask("finish")))
-        self._process.wait()
+        self._stop()
         return path
 
     def abort(self) -> None:
         """Stop, and delete the unfinished database."""
         if self._process.poll() is None:
-            with contextlib.suppress(OSError):
-                self._send.send(("abort",))
-            try:
-                self._process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+            self._queue.put(("abort",))
+        self._stop()
+
+    def _stop(self) -> None:
+        self._queue.put(None)
+        self._sender.join()
+        try:
+            self._process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
         self._send.close()
         self._receive.close()
 
+    def _send_all(self) -> None:
+        broken = False  # the child is gone: drop what is left, _ask reports it
+        while (message := self._queue.get()) is not None:
+            if not broken:
+                try:
+                    self._send.send(message)
+                except OSError:
+                    broken = True
+
     def _ask(self, command: str) -> Any:
+        self._queue.put((command,))
         try:
-            self._send.send((command,))
             kind, value = self._receive.recv()
         except (EOFError, OSError):
             self._process.wait()
@@ -392,21 +451,19 @@ def _serve(receive_fd: int, send_fd: int) -> None:
     """The child of LoadProcess: run the Load its messages ask for."""
     receive = Connection(receive_fd, writable=False)
     pipe = Connection(send_fd, readable=False)
-    resources, root, db_path, tmp_path = receive.recv()
-
+    resources, db_path, tmp_path = receive.recv()
     load = Load(resources, Path(db_path), tmp_path=Path(tmp_path))
-    by_name = {r["name"]: r for r in resources}
     broken: list[str] = []  # a table broke its keys: a rule is broken, stop loading
-    error = ""  # a CSV could not be loaded: say so when asked
+    error = ""  # rows could not be loaded: say so when asked
     try:
         while True:
             try:
                 command, *args = receive.recv()
             except EOFError:  # the build is gone
                 command = "abort"
-            if command == "insert" and not (broken or error):
+            if command == "add" and not (broken or error):
                 try:
-                    load.insert(args[0], Path(root) / by_name[args[0]]["path"])
+                    load.add(*args)
                 except sqlite3.IntegrityError as exc:  # a duplicate key
                     broken.append(f"{args[0]}: {exc}")
                 except (DatabaseError, sqlite3.Error) as exc:
@@ -430,6 +487,9 @@ def _serve(receive_fd: int, send_fd: int) -> None:
 def _judge(load: Load, broken: list[str]) -> dict[str, int]:
     """Index the loaded tables and add the rules across records they break to broken.
 
+    The facet counts are taken meanwhile on a second connection (both only read
+    once the indexes are built), for `finish` to store.
+
     Returns:
         The rows loaded into each table.
     """
@@ -437,14 +497,21 @@ def _judge(load: Load, broken: list[str]) -> dict[str, int]:
 
     if broken:
         return {}
-    counts = {name: load.db.table(name).count for name in load.resources}
+    counts = {
+        name: load.db.execute(f"select count(*) from [{name}]").fetchone()[0]
+        for name in load.resources
+    }
     load.index()
-    dangling = load.db.execute("pragma foreign_key_check").fetchall()
-    broken += [
-        f"{t} row {rowid}: refers to a missing {parent}" for t, rowid, parent, _ in dangling[:1]
-    ]
-    if not broken:
-        broken += broken_rules(load.db.conn)
+    reader = sqlite3.connect(f"file:{load.tmp_path}?mode=ro", uri=True, check_same_thread=False)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        facets = pool.submit(facet_counts, reader, load.facets(), load.large_group_rows)
+        dangling = load.db.execute("pragma foreign_key_check").fetchall()
+        for table, rowid, parent, _ in dangling[:1]:
+            broken.append(f"{table} row {rowid}: refers to a missing {parent}")
+        if not broken:
+            broken += broken_rules(load.db.conn)
+        load.facet_rows = facets.result()
+    reader.close()
     return counts
 
 
@@ -549,9 +616,7 @@ def _insert_rows(db: sqlite_utils.Database, csv_path: Path, resource: dict[str, 
         header = next(csv.reader(io.TextIOWrapper(fh, encoding="utf-8", newline="")), None)
         if header != names:
             raise DatabaseError(f"{csv_path}: header {header} does not match the schema {names}")
-    columns = ", ".join(f"[{name}]" for name in names)
-    marks = "(" + ", ".join("?" * len(names)) + ")"
-    insert = f"insert into [{resource['name']}] ({columns}) values "
+    insert, marks = _insert_sql(resource["name"], names), _marks(names)
     # pyarrow parses the CSV in C++ with every column as text, so the values
     # are the same strings csv.reader yields; the casting stays Python's own.
     try:
@@ -576,6 +641,33 @@ def _insert_rows(db: sqlite_utils.Database, csv_path: Path, resource: dict[str, 
     except pa.ArrowInvalid as exc:
         # e.g. a row with more or fewer cells than the header
         raise DatabaseError(f"{csv_path}: {exc}") from None
+
+
+def _insert_sql(table: str, names: list[str]) -> str:
+    return f"insert into [{table}] ({', '.join(f'[{name}]' for name in names)}) values "
+
+
+def _marks(names: list[str]) -> str:
+    return "(" + ", ".join("?" * len(names)) + ")"
+
+
+def _sqlite_values(values: pa.Array) -> list[Any]:
+    """A column of a published Arrow table as SQLite gets it from the CSV (_cast_column).
+
+    Booleans are 1 and 0; dates and times the text the CSV holds (YYYY-MM-DD,
+    HH:MM:SS); an empty text is missing, as an empty cell is.
+    """
+    kind = values.type
+    if pa.types.is_boolean(kind):
+        values = pc.cast(values, pa.int64())
+    elif pa.types.is_date(kind):
+        values = pc.cast(values, pa.string())
+    elif pa.types.is_time(kind):
+        values = pc.cast(pc.cast(values, pa.time32("s")), pa.string())
+    if pa.types.is_string(values.type) and pc.any(pc.equal(values, "")).as_py():
+        values = pc.if_else(pc.equal(values, ""), pa.scalar(None, pa.string()), values)
+    found: list[Any] = values.to_pylist()
+    return found
 
 
 def _insert(conn: sqlite3.Connection, insert: str, marks: str, columns: list[list[Any]]) -> None:

@@ -66,21 +66,34 @@ def write_facet_counts(
     facets: dict[str, list[str]],
     large_group_rows: int = LARGE_GROUP_ROWS,
 ) -> None:
-    """Create the two tables and fill them with the counts of every table's facet columns.
+    """Create the two tables and fill them with the counts of every table's facet columns."""
+    store_facet_counts(conn, *facet_counts(conn, facets, large_group_rows))
+
+
+FacetRows = tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]
+
+
+def facet_counts(
+    conn: sqlite3.Connection,
+    facets: dict[str, list[str]],
+    large_group_rows: int = LARGE_GROUP_ROWS,
+) -> FacetRows:
+    """The rows of the two tables: the groups, and the counts of each group's facets.
 
     facets: each table's facet columns. Run after the indexes are built: every
     facet column has one (coop100.database), so each count reads an index, not
-    the table, and memory holds only the counted values, never the rows.
+    the table, and memory holds only the counted values, never the rows. Only
+    reads, so it may run beside other readers of the database.
     """
-    for statement in _SCHEMA:
-        conn.execute(statement)
+    groups: list[tuple[Any, ...]] = []
+    counts: list[tuple[Any, ...]] = []
     for table in sorted(facets):
         columns = facets[table]
         rows = conn.execute(f"select count(*) from [{table}]").fetchone()[0]
         if not columns or not rows:
             continue
-        groups: list[tuple[Any, ...]] = [(table, "", "", rows)]
-        counts = [(table, "", "", *row) for row in _counts(conn, table, columns)]
+        groups.append((table, "", "", rows))
+        counts += [(table, "", "", *row) for row in _counts(conn, table, columns)]
         for column in columns:
             for value, held in _value_counts(conn, table, column, at_least=large_group_rows):
                 text = str(value)  # as the page's query string gives it (?type=claim)
@@ -90,8 +103,17 @@ def write_facet_counts(
                     (table, column, text, *row)
                     for row in _counts(conn, table, columns, (column, value))
                 ]
-        conn.executemany(f"insert into [{GROUPS_TABLE}] values (?, ?, ?, ?)", groups)
-        conn.executemany(f"insert into [{COUNTS_TABLE}] values (?, ?, ?, ?, ?, ?)", counts)
+    return groups, counts
+
+
+def store_facet_counts(
+    conn: sqlite3.Connection, groups: list[tuple[Any, ...]], counts: list[tuple[Any, ...]]
+) -> None:
+    """Create the two tables and insert facet_counts' rows."""
+    for statement in _SCHEMA:
+        conn.execute(statement)
+    conn.executemany(f"insert into [{GROUPS_TABLE}] values (?, ?, ?, ?)", groups)
+    conn.executemany(f"insert into [{COUNTS_TABLE}] values (?, ?, ?, ?, ?, ?)", counts)
     conn.execute(_INDEX)
 
 

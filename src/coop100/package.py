@@ -185,12 +185,12 @@ def write_package_files(
     rows: Rows,
     root: Path,
     releases: list[Release],
-    written: Callable[[str], None] = lambda table: None,
+    feed: Callable[[str, pa.Table], None] = lambda table, batch: None,
 ) -> None:
     """Write every published file of the package under root (which must exist).
 
-    Each table is written as its batches come and then told to `written`; the
-    documents (the Popolo export…) are fed the same batches.
+    Each table is written as its batches come, and every batch is also given to
+    the documents (the Popolo export…) and to `feed` (the build's SQLite load).
     releases: every release, newest first (release.read_releases); the first is this one.
     """
     for sub in (settings.CSV_DIR, settings.PARQUET_DIR, settings.SCHEMAS_DIR):
@@ -202,10 +202,10 @@ def write_package_files(
             writer.write(batch)
             for document in documents:
                 document.add(model.table, batch)
+            feed(model.table, batch)
         writer.close()
         pa.default_memory_pool().release_unused()  # the row group just written, back to the OS
         checkpoint("writing")
-        written(model.table)
     for document in documents:
         document.close()
     (root / settings.DESCRIPTOR).write_bytes(

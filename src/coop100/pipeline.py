@@ -189,11 +189,11 @@ def _stage(
         PackageError: the staged package failed a check.
     """
     staging = Path(tempfile.mkdtemp(prefix=settings.STAGING_PREFIX, dir=root / "build"))
-    load = LoadProcess(_resources(), staging, root / "build" / DB_NAME, staging / DB_NAME)
+    load = LoadProcess(_resources(), root / "build" / DB_NAME, staging / DB_NAME)
     staged = _Staged(staging, load)
     with _unless_done(staged):
-        with timer("read, check and write every table; load each into SQLite (and FTS)"):
-            write_package_files(rows, staging, releases, written=load.insert)
+        with timer("read, check and write every table; load it into SQLite"):
+            write_package_files(rows, staging, releases, feed=load.add)
         checkpoint("staged")
         # While the second process indexes, this one zips what it staged (zlib
         # lets go of the GIL, and this process has nothing else to do).
