@@ -63,13 +63,17 @@ def test_streamed_files_are_the_whole_tables_bytes(
     assert pq.ParquetFile(streamed / settings.PARQUET_DIR / "statements.parquet").num_row_groups > 2
 
 
-def test_the_build_loads_what_the_published_csvs_load(tmp_path: Path) -> None:
+@pytest.mark.parametrize("second_process", [True, False])
+def test_the_build_loads_what_the_published_csvs_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, second_process: bool
+) -> None:
     """The build feeds SQLite the rows it writes; the package's CSVs must load the same."""
+    from coop100 import pipeline
     from coop100.database import DB_NAME, FTS_COLUMNS, load_database
-    from coop100.pipeline import build
 
     synth.write_archive(tmp_path, 300)
-    build(tmp_path)
+    monkeypatch.setattr(pipeline, "SECOND_PROCESS_MIN_BYTES", 0 if second_process else 1 << 40)
+    pipeline.build(tmp_path)
     again = tmp_path / "again.db"
     load_database(tmp_path / settings.DESCRIPTOR, again)
     built = sqlite3.connect(tmp_path / "build" / DB_NAME)
@@ -84,3 +88,26 @@ def test_the_build_loads_what_the_published_csvs_load(tmp_path: Path) -> None:
             for word in ("cooperative", "ilo", "2020"):
                 found = built.execute(sql, [f"{column}:{word}"]).fetchall()
                 assert found == loaded.execute(sql, [f"{column}:{word}"]).fetchall()
+
+
+def test_a_second_process_finds_the_rules_broken(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A repeated key, a dangling reference: found by SQLite in the loading process."""
+    from coop100 import pipeline
+    from coop100.problems import RecordsError
+
+    synth.write_archive(tmp_path, 300)
+    monkeypatch.setattr(pipeline, "SECOND_PROCESS_MIN_BYTES", 0)
+    statements = tmp_path / "records" / "bulk" / "statements.jsonl"
+    lines = statements.read_text(encoding="utf-8").splitlines(keepends=True)
+    statements.write_text("".join(lines + lines[-1:]), encoding="utf-8")
+    with pytest.raises(RecordsError, match="duplicate id"):
+        pipeline.build(tmp_path)
+    statements.write_text("".join(lines), encoding="utf-8")
+    topics = tmp_path / "records" / "bulk" / "statement_topics.jsonl"
+    text = topics.read_text(encoding="utf-8")
+    topics.write_text(text.replace('"topic_id": "', '"topic_id": "x', 1), encoding="utf-8")
+    with pytest.raises(RecordsError, match="is not a known topics id"):
+        pipeline.build(tmp_path)
+    assert not (tmp_path / "build").exists()

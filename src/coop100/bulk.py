@@ -476,6 +476,10 @@ class Streamed:
     sources: list[Source]
     files: dict[str, tuple[Path, str]]
 
+    def size(self) -> int:
+        """Bytes of the bulk files."""
+        return sum(path.stat().st_size for path, _ in self.files.values())
+
     def batches(self, table: str) -> Iterator[pa.Table]:
         """The table's rows in records order, in the published schema, a block at a time.
 
@@ -495,6 +499,10 @@ class Whole:
 
     tables: dict[str, pa.Table]
     sources: list[Source]
+
+    def size(self) -> int:
+        """Bytes of the tables in memory."""
+        return sum(table.nbytes for table in self.tables.values())
 
     def batches(self, table: str) -> Iterator[pa.Table]:
         if self.tables[table].num_rows:

@@ -178,6 +178,8 @@ class Rows(Protocol):
 
     sources: list[Source]
 
+    def size(self) -> int: ...
+
     def batches(self, table: str) -> Iterator[pa.Table]: ...
 
 

@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 from . import settings
 from .archive import ZIP_NAME, write_zip
 from .bulk import Unsure, Whole, read_whole, stream_tables
-from .database import DB_NAME, DatabaseError, LoadProcess
+from .database import DB_NAME, DatabaseError, InlineLoad, LoadProcess
 from .models import MODELS
 from .package import (
     PackageError,
@@ -46,6 +46,10 @@ from .problems import Problem
 from .release import read_releases
 from .tables import arrow_schema, table_schema
 
+# Records of this many bytes (bulk files) are loaded into SQLite by a second process;
+# below, in this one: a second interpreter's imports cost ~0.3 s, 30 MB of
+# statements (~70,000) about as long to load.
+SECOND_PROCESS_MIN_BYTES = 32 << 20
 # Called with a step's name; the context it returns spans the step.
 Timer = Callable[[str], AbstractContextManager[object]]
 # Given the staging folder, the problems that keep it from being published.
@@ -160,7 +164,7 @@ class _Staged:
     """A package staged and checked, its database loaded, indexed and judged, its zip."""
 
     staging: Path
-    load: LoadProcess
+    load: LoadProcess | InlineLoad
     zip: Future[Path] | None = None
 
     def __enter__(self) -> _Staged:
@@ -189,7 +193,9 @@ def _stage(
         PackageError: the staged package failed a check.
     """
     staging = Path(tempfile.mkdtemp(prefix=settings.STAGING_PREFIX, dir=root / "build"))
-    load = LoadProcess(_resources(), root / "build" / DB_NAME, staging / DB_NAME)
+    # A second process pays for itself once the records are more than a few thousand.
+    kind = LoadProcess if rows.size() >= SECOND_PROCESS_MIN_BYTES else InlineLoad
+    load = kind(_resources(), root / "build" / DB_NAME, staging / DB_NAME)
     staged = _Staged(staging, load)
     with _unless_done(staged):
         with timer("read, check and write every table; load it into SQLite"):
