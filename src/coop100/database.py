@@ -21,12 +21,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
-import sqlite_utils
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 from coop100.facets import LARGE_GROUP_ROWS, FacetRows, facet_counts, store_facet_counts
 from coop100.settings import SORT, column_facets
@@ -262,6 +264,8 @@ class Load:
         self.tmp_path.unlink(missing_ok=True)
         # No sqlite-utils plugins: what happens to be installed must not change the
         # database, and looking them up (an entry-point scan) was most of opening it.
+        import sqlite_utils  # imported here: the build's first process never loads SQLite
+
         self.db = sqlite_utils.Database(self.tmp_path, execute_plugins=False)
         # A fresh file that is renamed into place only once complete needs no
         # journal: a crash leaves a temp file that the next load deletes.
@@ -362,12 +366,19 @@ class Load:
 # -- the build's load, in a second process ---------------------------------------------
 
 
+# glibc's malloc serves a block this big or bigger from its own mapping, handed back
+# to the system when freed. Its default threshold grows to the largest block freed
+# (up to 32 MiB): then the batches the loading process receives (~13 MB each) came
+# from its heap and stayed there, ~40 MB at 1M statements.
+MMAP_THRESHOLD = 1 << 20
+
+
 class LoadProcess:
     """A Load run by a child process, fed the rows as the build writes them.
 
     SQLite inserts and indexes on the second core while the build reads and
     writes on the first. Messages go over a pipe, sent by a thread from a short
-    queue, so the build waits only when SQLite falls four batches behind; the
+    queue, so the build waits only when SQLite falls two batches behind; the
     child ends at `finish` or `abort`, or when the build dies (end of the pipe).
     """
 
@@ -380,12 +391,13 @@ class LoadProcess:
         self._process = subprocess.Popen(
             [sys.executable, "-c", _CHILD, str(to_child), str(from_child)],
             pass_fds=(to_child, from_child),
+            env={**os.environ, "MALLOC_MMAP_THRESHOLD_": str(MMAP_THRESHOLD)},
         )
         os.close(to_child)
         os.close(from_child)
         self._send = Connection(from_parent, readable=False)
         self._receive = Connection(to_parent, writable=False)
-        self._queue: queue.Queue[tuple[Any, ...] | None] = queue.Queue(maxsize=4)
+        self._queue: queue.Queue[tuple[Any, ...] | None] = queue.Queue(maxsize=2)
         self._sender = threading.Thread(target=self._send_all, name="coop100-load-sender")
         self._sender.start()
         self._queue.put((resources, str(db_path), str(tmp_path)))
@@ -705,8 +717,9 @@ def _sqlite_values(values: pa.Array) -> list[Any]:
         values = pc.cast(values, pa.string())
     elif pa.types.is_time(kind):
         values = pc.cast(pc.cast(values, pa.time32("s")), pa.string())
-    if pa.types.is_string(values.type) and pc.any(pc.equal(values, "")).as_py():
-        values = pc.if_else(pc.equal(values, ""), pa.scalar(None, pa.string()), values)
+    empty = pa.scalar("", pa.string())
+    if pa.types.is_string(values.type) and pc.any(pc.equal(values, empty)).as_py():
+        values = pc.if_else(pc.equal(values, empty), pa.scalar(None, pa.string()), values)
     found: list[Any] = values.to_pylist()
     return found
 
