@@ -135,9 +135,11 @@ def _clean_text_bad(values: Mask) -> Mask:
     space = f"[{PY_SPACE}]"
     formula = char_class(_FORMULA_START + FORMULA_LOOKALIKES)
     quotes = char_class(_FORMULA_QUOTES)
+    # The last character on its own: RE2 looks for `{space}$` all along each text.
+    last = pc.utf8_slice_codeunits(values, -1)
     return pc.or_(
         pc.or_(
-            matches(values, f"^{space}|{space}$|^{quotes}*{formula}"),
+            pc.or_(matches(values, f"^(?:{space}|{quotes}*{formula})"), matches(last, space)),
             pc.equal(pc.utf8_length(values), 0),
         ),
         pc.or_(
