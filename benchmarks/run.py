@@ -622,12 +622,30 @@ def _serving(results: dict[str, Any], out: Path) -> tuple[dict[str, Any] | None,
         found.append((str(serve.get("date", "")), "results.json", serve))
     for path in sorted(out.glob("serve*.json")):
         data = json.loads(path.read_text())
+        if "before" in path.stem:  # the code before, for comparison (_serving_before)
+            continue
         if isinstance(data.get("indexed"), dict) and data.get("statements", 0) >= TARGET_SIZE:
             found.append((str(data.get("date", "")), path.name, data))
     if not found:
         return None, "no serving results"
     date, name, data = max(found, key=lambda item: item[0])
     return data, f"{name}, run {date}"
+
+
+def _serving_before(
+    out: Path, serve: dict[str, Any] | None, before: dict[str, Any]
+) -> tuple[dict[str, Any], str]:
+    """Serving figures of the code before: a serve*before*.json from the machine `serve`
+    ran on (the newest), else those of before-issue14.json."""
+    found = []
+    for path in sorted(out.glob("serve*before*.json")):
+        data = json.loads(path.read_text())
+        if serve and data.get("machine") == serve.get("machine"):
+            found.append((str(data.get("date", "")), path.name, data))
+    if found:
+        date, name, data = max(found, key=lambda item: item[0])
+        return data, f"before: {name}, run {date}"
+    return before.get("serve") or {}, f"before: {BEFORE.name}, run {before.get('date', '?')}"
 
 
 def _p95(pages: dict[str, Any], page: str) -> float | None:
@@ -693,9 +711,9 @@ def targets(results: dict[str, Any], out: Path) -> list[dict[str, str]]:
         )
     before = json.loads(BEFORE.read_text()) if BEFORE.exists() else {}
     before_one = {s["statements"]: s for s in before.get("sizes", [])}.get(TARGET_SIZE)
-    before_pages = (before.get("serve") or {}).get("indexed", {})
-    before_from = f"before: {BEFORE.name}, run {before.get('date', '?')}"
-    unlike = bool(serve and serve.get("machine", "?") != before.get("machine", "?"))
+    before_serve, before_from = _serving_before(out, serve, before)
+    before_pages = before_serve.get("indexed", {})
+    unlike = bool(serve and serve.get("machine", "?") != before_serve.get("machine", "?"))
     shown, verdict = _compared(_p95(pages, RARE_SEARCH), _p95(before_pages, RARE_SEARCH), unlike)
     add(f"`{RARE_SEARCH}` p95 not slower", shown, verdict, f"{served_from}; {before_from}")
     worst: tuple[float, str] | None = None
