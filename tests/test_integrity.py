@@ -14,14 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from coop100 import settings
 from coop100.bulk import Unsure, read_tables, stream_tables
 from coop100.database import Load, _judge
-from coop100.models import MODELS
-from coop100.package import write_package_files
+from coop100.package import table_resources, write_package_files
 from coop100.problems import RecordsError
 from coop100.release import read_releases
-from coop100.tables import table_schema
 
 from .conftest import RECORDS
 from .test_bad_records import CASES, _load, apply_case
@@ -31,10 +28,7 @@ def _broken_in_sqlite(records: Path, out: Path) -> list[str]:
     """What the build's database says of records whose rows pass their models."""
     rows = stream_tables(records)
     write_package_files(rows, out, read_releases(records))
-    resources = [
-        {"name": m.table, "path": f"{settings.CSV_DIR}/{m.table}.csv", "schema": table_schema(m)}
-        for m in MODELS
-    ]
+    resources = table_resources()
     load = Load(resources, out / "judged.db")
     try:
         for resource in resources:

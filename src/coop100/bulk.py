@@ -121,7 +121,8 @@ def _line_problems(path: Path, model: type[Record], shown: str) -> list[Problem]
     problems: list[Problem] = []
     first = 1
     # inputs.scan_jsonl has checked the file is UTF-8 with lines of at most BLOCK_SIZE.
-    for piece in inputs.line_pieces(path, BLOCK_SIZE):
+    for view, _ in inputs.line_pieces(path, BLOCK_SIZE):
+        piece = bytes(view)  # a broken file only: a copy costs little
         lines = piece.split(b"\n")
         if lines[-1] == b"":
             lines.pop()
@@ -538,29 +539,6 @@ def read_whole(records_dir: Path, unsure: Unsure) -> Whole:
     return Whole(read.tables, read.sources)
 
 
-def _pieces(path: Path) -> Iterator[tuple[memoryview, int]]:
-    """The file in the pieces inputs.line_pieces cuts, and the lines of each, in one buffer.
-
-    Each piece is valid until the next is asked for. New 16 MiB blocks for every
-    piece left glibc's heap ~70 MB bigger at 1M statements; handing them back
-    cost ~2 s of page faults.
-    """
-    buffer = bytearray(2 * BLOCK_SIZE)
-    view = memoryview(buffer)
-    carry = 0
-    with path.open("rb", buffering=0) as handle:
-        while read := handle.readinto(view[carry : carry + BLOCK_SIZE]):
-            end = carry + read
-            # scan_jsonl has refused any line longer than BLOCK_SIZE: carry + block
-            # always holds a line break.
-            cut = buffer.rfind(b"\n", 0, end) + 1 or end
-            yield view[:cut], buffer.count(b"\n", 0, cut) + (buffer[cut - 1] != 0x0A)
-            view[: end - cut] = view[cut:end]
-            carry = end - cut
-        if carry:
-            yield view[:carry], buffer.count(b"\n", 0, carry) + 1
-
-
 def _stream_bulk(path: Path, model: type[Record], shown: str) -> Iterator[pa.Table]:
     try:
         inputs.check_file(path, inputs.JSONL_MAX_BYTES, "a bulk file")
@@ -571,7 +549,7 @@ def _stream_bulk(path: Path, model: type[Record], shown: str) -> Iterator[pa.Tab
     # reads ahead as far as it can (the whole 409 MB statements file at 1M), so
     # memory would grow with the file.
     first = 1
-    for piece, lines in _pieces(path):
+    for piece, lines in inputs.line_pieces(path, BLOCK_SIZE):
         raw = _read_piece(pa.py_buffer(piece), model)
         if raw is not None:  # a piece past BLOCK_SIZE by its carried line: still one chunk
             raw = raw.combine_chunks()

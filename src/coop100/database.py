@@ -474,11 +474,11 @@ class InlineLoad:
         self._broken: list[str] = []
         self._error = ""
 
-    def add(self, table: str, rows: pa.Table) -> None:
+    def add(self, table: str, rows: pa.Table | pa.RecordBatch) -> None:
         if self._broken or self._error:
             return
         try:
-            for batch in rows.to_batches():
+            for batch in rows.to_batches() if isinstance(rows, pa.Table) else [rows]:
                 self._load.add(table, batch)
         except sqlite3.IntegrityError as exc:  # a duplicate key
             self._broken.append(f"{table}: {exc}")
@@ -501,30 +501,24 @@ _CHILD = "import sys; from coop100.database import _serve; _serve(*map(int, sys.
 
 
 def _serve(receive_fd: int, send_fd: int) -> None:
-    """The child of LoadProcess: run the Load its messages ask for."""
+    """The child of LoadProcess: run the InlineLoad its messages ask for."""
     receive = Connection(receive_fd, writable=False)
     pipe = Connection(send_fd, readable=False)
     resources, db_path, tmp_path = receive.recv()
-    load = Load(resources, Path(db_path), tmp_path=Path(tmp_path))
-    broken: list[str] = []  # a table broke its keys: a rule is broken, stop loading
-    error = ""  # rows could not be loaded: say so when asked
+    load = InlineLoad(resources, Path(db_path), Path(tmp_path))
     try:
         while True:
             try:
                 command, *args = receive.recv()
             except EOFError:  # the build is gone
                 command = "abort"
-            if command == "add" and not (broken or error):
-                try:
-                    load.add(*args)
-                except sqlite3.IntegrityError as exc:  # a duplicate key
-                    broken.append(f"{args[0]}: {exc}")
-                except (DatabaseError, sqlite3.Error) as exc:
-                    error = str(exc)
-            elif command == "check" and error:
-                pipe.send(("error", error))
+            if command == "add":
+                load.add(*args)
             elif command == "check":
-                pipe.send(("ok", (_judge(load, broken), broken)))
+                try:
+                    pipe.send(("ok", load.check()))
+                except DatabaseError as exc:
+                    pipe.send(("error", str(exc)))
             elif command == "finish":
                 pipe.send(("ok", str(load.finish())))
                 return
@@ -784,10 +778,15 @@ def _cast(value: str, field: dict[str, Any], missing: set[str], where: Path) -> 
     return value
 
 
+def _dangling(db: sqlite_utils.Database) -> list[tuple[str, int, str]]:
+    """Each row whose foreign key refers to a row that is not there: table, rowid, parent."""
+    return [row[:3] for row in db.execute("pragma foreign_key_check").fetchall()]
+
+
 def _check_foreign_keys(db: sqlite_utils.Database) -> None:
-    broken = db.execute("pragma foreign_key_check").fetchall()
+    broken = _dangling(db)
     if broken:
-        table, rowid, parent, _ = broken[0]
+        table, rowid, parent = broken[0]
         raise DatabaseError(
             f"{len(broken)} broken foreign key(s), first: {table} row {rowid} -> {parent}"
         )

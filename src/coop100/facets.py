@@ -61,15 +61,6 @@ _INDEX = (
 )
 
 
-def write_facet_counts(
-    conn: sqlite3.Connection,
-    facets: dict[str, list[str]],
-    large_group_rows: int = LARGE_GROUP_ROWS,
-) -> None:
-    """Create the two tables and fill them with the counts of every table's facet columns."""
-    store_facet_counts(conn, *facet_counts(conn, facets, large_group_rows))
-
-
 FacetRows = tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]
 
 

@@ -150,26 +150,36 @@ def check_file(path: Path, limit: int, what: str) -> int:
 # -- JSON Lines -------------------------------------------------------------------
 
 
-def line_pieces(path: Path, max_line: int) -> Iterator[bytes]:
-    """The file in pieces of about 16 MiB that end at a line break (the last may not).
+def line_pieces(path: Path, max_line: int) -> Iterator[tuple[memoryview, int]]:
+    """The file in pieces of about 16 MiB that end at a line break (the last may not),
+    each with its number of lines.
+
+    One buffer serves every piece, so a piece is valid only until the next is asked
+    for: a fresh 16 MiB block for every piece left glibc's heap ~70 MB bigger at 1M
+    statements, and handing them back cost ~2 s of page faults.
 
     Raises:
         InputProblem: a line is longer than max_line bytes.
     """
-    lines, carry = 0, b""
-    with path.open("rb") as handle:
-        while block := handle.read(READ_BLOCK):
-            end = block.find(b"\n")
-            if len(carry) + (len(block) if end < 0 else end) > max_line:
+    # What is carried over is at most a line (max_line) or a block's tail.
+    buffer = bytearray(max(max_line, READ_BLOCK) + READ_BLOCK)
+    view = memoryview(buffer)
+    lines = carry = 0
+    with path.open("rb", buffering=0) as handle:
+        while read := handle.readinto(view[carry : carry + READ_BLOCK]):
+            end = carry + read
+            first = buffer.find(b"\n", carry, end)
+            if (end if first < 0 else first) > max_line:
                 raise InputProblem(_too_long(max_line), lines + 1, 1)
-            data = carry + block
-            cut = data.rfind(b"\n") + 1
-            piece, carry = data[:cut], data[cut:]
-            lines += piece.count(b"\n")
-            if piece:
-                yield piece
+            cut = buffer.rfind(b"\n", 0, end) + 1
+            if cut:
+                count = buffer.count(b"\n", 0, cut)
+                yield view[:cut], count
+                lines += count
+                view[: end - cut] = view[cut:end]
+            carry = end - cut
     if carry:
-        yield carry
+        yield view[:carry], buffer.count(b"\n", 0, carry) + 1
 
 
 def scan_jsonl(path: Path, max_line: int) -> int:

@@ -215,6 +215,18 @@ def write_package_files(
     )
 
 
+def table_resources() -> list[dict[str, Any]]:
+    """The package's CSV resources with their schemas, as database.read_descriptor gives them."""
+    return [
+        {
+            "name": model.table,
+            "path": f"{settings.CSV_DIR}/{model.table}.csv",
+            "schema": table_schema(model),
+        }
+        for model in MODELS
+    ]
+
+
 def published_files(root: Path) -> list[str]:
     """Paths (relative to root) of every file a build publishes."""
     paths = [settings.DESCRIPTOR, *document_paths()]

@@ -2,13 +2,14 @@
 
 `build` is the one function that runs it all; `coop100 build`, benchmarks/run.py
 and the tests call it. It streams: each table's rows are read, checked and
-written (CSV, Parquet, the Popolo export) a block at a time, and as soon as a
-table's CSV is staged a second process loads it into SQLite (database.LoadProcess),
-so memory stays flat however big the archive and both cores work. The loaded
-tables then answer whether any rule across records is broken (integrity.py);
-only then is the package published, and the search index, facet counts and zip
-finish while the published files are in place. A `Timer` may time each step
-(the benchmarks pass one).
+written (CSV, Parquet, the Popolo export) a piece at a time, and each piece is
+also loaded into SQLite, by a second process for a big archive
+(database.LoadProcess), so memory stays flat however big the archive and both
+cores work. The loaded tables then answer whether any rule across records is
+broken (integrity.py) while the zip is written from the staging folder; only
+then is the package published, and the facet counts and views finish the
+database. A `Timer` may time each step (the benchmarks pass one). See README,
+"How the build streams".
 """
 
 from __future__ import annotations
@@ -40,11 +41,13 @@ from .package import (
     publish,
     published_digests,
     published_files,
+    table_resources,
     write_package_files,
 )
 from .problems import Problem
 from .release import read_releases
-from .tables import arrow_schema, table_schema
+from .tables import arrow_schema
+from .validate import column_problem
 
 # Records of this many bytes (bulk files) are loaded into SQLite by a second process;
 # below, in this one: a second interpreter's imports cost ~0.3 s, 30 MB of
@@ -73,19 +76,17 @@ class Built:
 def check_staged(staging: Path) -> list[Problem]:
     """The check a staged package must pass before it is published, besides the load's.
 
-    Every row was checked against its model before it was written, and the second
-    process reads every CSV cell back with the Table Schema's types and keys (the
-    build compares its row counts with the Parquet files'). This reads each
-    Parquet file's footer: its columns and types must be the published ones.
-    `coop100 validate` and CI check every row of both formats.
+    Every row was checked against its model before it was written, and SQLite's
+    types, keys and NOT NULL hold every row it loaded (the build compares its row
+    counts with the Parquet files'). This reads each Parquet file's footer: its
+    columns and types must be the published ones. `coop100 validate` and CI check
+    every row of both formats.
     """
     problems = []
     for model in MODELS:
         path = staging / settings.PARQUET_DIR / f"{model.table}.parquet"
-        found = pq.read_schema(path)
-        expected = arrow_schema(model)
-        if [(f.name, f.type) for f in found] != [(f.name, f.type) for f in expected]:
-            message = f"columns {found} differ from the published schema {expected}"
+        message = column_problem(pq.read_schema(path), arrow_schema(model))
+        if message:
             problems.append(Problem(table=model.table, message=message))
     return problems
 
@@ -195,7 +196,7 @@ def _stage(
     staging = Path(tempfile.mkdtemp(prefix=settings.STAGING_PREFIX, dir=root / "build"))
     # A second process pays for itself once the records are more than a few thousand.
     kind = LoadProcess if rows.size() >= SECOND_PROCESS_MIN_BYTES else InlineLoad
-    load = kind(_resources(), root / "build" / DB_NAME, staging / DB_NAME)
+    load = kind(table_resources(), root / "build" / DB_NAME, staging / DB_NAME)
     staged = _Staged(staging, load)
     with _unless_done(staged):
         with timer("read, check and write every table; load it into SQLite"):
@@ -238,18 +239,6 @@ def _unless_done(staged: _Staged) -> Iterator[None]:
     except BaseException:
         staged.__exit__()
         raise
-
-
-def _resources() -> list[dict[str, Any]]:
-    """The CSV resources of the package, as database.read_descriptor gives them."""
-    return [
-        {
-            "name": model.table,
-            "path": f"{settings.CSV_DIR}/{model.table}.csv",
-            "schema": table_schema(model),
-        }
-        for model in MODELS
-    ]
 
 
 def _row_counts(staging: Path, counts: dict[str, int]) -> list[Problem]:

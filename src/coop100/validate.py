@@ -42,11 +42,17 @@ def read_parquet(path: Path, schema: pa.Schema) -> pa.Table:
     # which took twice as long as reading the real package's small files.
     with pq.ParquetFile(path) as parquet:
         table = parquet.read()
-    found = [(f.name, f.type) for f in table.schema]
-    expected = [(f.name, f.type) for f in schema]
-    if found != expected:
-        raise ValueError(f"columns {found} differ from the published schema {expected}")
+    problem = column_problem(table.schema, schema)
+    if problem:
+        raise ValueError(problem)
     return table.cast(schema)
+
+
+def column_problem(found: pa.Schema, expected: pa.Schema) -> str:
+    """What differs between a file's columns and types and the published ones ('' if none)."""
+    have = [(f.name, f.type) for f in found]
+    want = [(f.name, f.type) for f in expected]
+    return "" if have == want else f"columns {have} differ from the published schema {want}"
 
 
 def check_checksums(root: Path, descriptor: dict[str, Any]) -> list[Problem]:
