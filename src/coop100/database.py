@@ -330,11 +330,14 @@ class Load:
             order = _order_index(resource)
             if order:
                 loaded.create_index(order, unique=True, if_not_exists=True)
+            # A key the order index or the primary key starts with (statement_topics
+            # by topic, by statement) is found through it; a second index would
+            # only cost build time and disk.
+            primary_key = _as_list(resource["schema"].get("primaryKey", []))
+            led = {index[0] for index in (order, primary_key) if index}
             for fk in resource["schema"].get("foreignKeys", []):
                 for column in _as_list(fk["fields"]):
-                    # A key the order index starts with (statement_topics by topic)
-                    # is found through it; a second index would only cost build time.
-                    if not order or order[0] != column:
+                    if column not in led:
                         loaded.create_index([column], if_not_exists=True)
             for columns in _facet_indexes(resource):
                 loaded.create_index(list(columns), if_not_exists=True)
@@ -401,6 +404,13 @@ class LoadProcess:
         self._sender = threading.Thread(target=self._send_all, name="coop100-load-sender")
         self._sender.start()
         self._queue.put((resources, str(db_path), str(tmp_path)))
+        self._closed = False
+
+    def close(self) -> None:
+        """Every row is in: the second process starts indexing and checking them now."""
+        if not self._closed:
+            self._closed = True
+            self._queue.put(("check",))
 
     def add(self, table: str, rows: pa.Table) -> None:
         """Send rows of a table, in its published schema, to be inserted."""
@@ -415,7 +425,8 @@ class LoadProcess:
         Raises:
             DatabaseError: the rows could not be loaded.
         """
-        return cast(tuple[dict[str, int], list[str]], self._ask("check"))
+        self.close()
+        return cast(tuple[dict[str, int], list[str]], self._answer())
 
     def finish(self) -> Path:
         """Facet counts and views; the database moved into place."""
@@ -451,6 +462,9 @@ class LoadProcess:
 
     def _ask(self, command: str) -> Any:
         self._queue.put((command,))
+        return self._answer()
+
+    def _answer(self) -> Any:
         try:
             kind, value = self._receive.recv()
         except (EOFError, OSError):
@@ -484,6 +498,9 @@ class InlineLoad:
             self._broken.append(f"{table}: {exc}")
         except (DatabaseError, sqlite3.Error) as exc:
             self._error = str(exc)
+
+    def close(self) -> None:
+        """Every row is in (`check` indexes and checks them, in this process)."""
 
     def check(self) -> tuple[dict[str, int], list[str]]:
         if self._error:

@@ -31,15 +31,22 @@ class Document:
     mediatype: str
     # Opens the document at a path for a release history; the build then feeds
     # it every table a batch at a time and closes it.
-    open: Callable[[Path, list[Release]], Feed]
+    open: Callable[[Path, list[Release]], DocumentFeed]
 
 
 class Feed(Protocol):
-    """A document being written from the tables, fed a batch at a time."""
+    """Something written from the tables, fed a batch at a time, then closed."""
 
     def add(self, table: str, batch: pa.Table) -> None: ...
 
     def close(self) -> None: ...
+
+
+class DocumentFeed(Feed, Protocol):
+    """A document being written from the tables."""
+
+    # The file it appends to while fed (renamed into place on close), if any.
+    appending: Path | None
 
 
 class _Text:
@@ -47,6 +54,7 @@ class _Text:
 
     def __init__(self, render: Callable[[list[Release]], str], path: Path, releases: list[Release]):
         self.render, self.path, self.releases = render, path, releases
+        self.appending: Path | None = None  # written at once, on close
 
     def add(self, table: str, batch: pa.Table) -> None:
         pass
@@ -55,7 +63,7 @@ class _Text:
         self.path.write_bytes(self.render(self.releases).encode("utf-8"))
 
 
-def _text(render: Callable[[list[Release]], str]) -> Callable[[Path, list[Release]], Feed]:
+def _text(render: Callable[[list[Release]], str]) -> Callable[[Path, list[Release]], DocumentFeed]:
     return lambda path, releases: _Text(render, path, releases)
 
 
@@ -85,7 +93,7 @@ def citation_cff(release: Release) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _popolo(path: Path, releases: list[Release]) -> Feed:
+def _popolo(path: Path, releases: list[Release]) -> DocumentFeed:
     from .popolo import PopoloWriter
 
     return PopoloWriter(path)
@@ -127,7 +135,7 @@ DOCUMENTS: tuple[Document, ...] = (
 )
 
 
-def open_documents(root: Path, releases: list[Release]) -> list[Feed]:
+def open_documents(root: Path, releases: list[Release]) -> list[DocumentFeed]:
     """Open every document under root, to be fed the tables and closed."""
     feeds = []
     for document in DOCUMENTS:

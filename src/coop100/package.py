@@ -11,7 +11,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any, Protocol
@@ -21,7 +21,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from . import settings
-from .documents import document_paths, document_resources, open_documents
+from .documents import Feed, document_paths, document_resources, open_documents
 from .models import MODELS, Record, Source
 from .problems import Problem
 from .release import Release, read_releases
@@ -76,18 +76,24 @@ class TableWriter:
     """
 
     def __init__(self, root: Path, model: type[Record], version: str) -> None:
+        # The files written, relative to root: the schema at once, the others on close.
+        self.schema_path = f"{settings.SCHEMAS_DIR}/{model.table}.json"
+        self.paths = (
+            f"{settings.CSV_DIR}/{model.table}.csv",
+            f"{settings.PARQUET_DIR}/{model.table}.parquet",
+        )
         schema = table_schema(model)
-        (root / settings.SCHEMAS_DIR / f"{model.table}.json").write_bytes(_json_bytes(schema))
+        (root / self.schema_path).write_bytes(_json_bytes(schema))
         arrow = arrow_schema(model)
         self._csv_schema = _csv_schema(arrow)
         self._csv = pacsv.CSVWriter(
-            root / settings.CSV_DIR / f"{model.table}.csv",
+            root / self.paths[0],
             self._csv_schema,
             write_options=CSV_OPTIONS,
         )
         self._schema = arrow.with_metadata(parquet_metadata(schema, version))
         self._parquet = pq.ParquetWriter(
-            root / settings.PARQUET_DIR / f"{model.table}.parquet",
+            root / self.paths[1],
             self._schema,
             compression="zstd",
             compression_level=9,
@@ -183,36 +189,72 @@ class Rows(Protocol):
     def batches(self, table: str) -> Iterator[pa.Table]: ...
 
 
+class Written(Protocol):
+    """Told of each file of the package as it is written (archive.Deflater zips them meanwhile)."""
+
+    def follow(self, name: str, path: Path) -> None:
+        """name (relative to root) is being written at path, by appending only."""
+
+    def add(self, name: str) -> None:
+        """name is whole, at root/name, and will not change."""
+
+
+class _Untold:
+    """Written that nobody listens to."""
+
+    def follow(self, name: str, path: Path) -> None:
+        pass
+
+    def add(self, name: str) -> None:
+        pass
+
+
+_UNTOLD = _Untold()
+
+
 def write_package_files(
     rows: Rows,
     root: Path,
     releases: list[Release],
-    feed: Callable[[str, pa.Table], None] = lambda table, batch: None,
+    feeds: Sequence[Feed] = (),
+    written: Written = _UNTOLD,
 ) -> None:
     """Write every published file of the package under root (which must exist).
 
     Each table is written as its batches come, and every batch is also given to
-    the documents (the Popolo export…) and to `feed` (the build's SQLite load).
+    the documents (the Popolo export…) and to `feeds` (the build's SQLite load),
+    which are closed once the last table ends, the feeds first. `written` is told
+    of every file as it begins and once it is whole, the descriptor last.
     releases: every release, newest first (release.read_releases); the first is this one.
     """
     for sub in (settings.CSV_DIR, settings.PARQUET_DIR, settings.SCHEMAS_DIR):
         (root / sub).mkdir(parents=True, exist_ok=True)
     documents = open_documents(root, releases)
+    for path, document in zip(document_paths(), documents, strict=True):
+        if document.appending:
+            written.follow(path, document.appending)
     for model in MODELS:
         writer = TableWriter(root, model, releases[0].version)
+        written.add(writer.schema_path)
+        for path in writer.paths:
+            written.follow(path, root / path)
         for batch in rows.batches(model.table):
             writer.write(batch)
-            for document in documents:
-                document.add(model.table, batch)
-            feed(model.table, batch)
+            for feed in [*documents, *feeds]:
+                feed.add(model.table, batch)
         writer.close()
+        for path in writer.paths:
+            written.add(path)
         pa.default_memory_pool().release_unused()  # the row group just written, back to the OS
         checkpoint("writing")
-    for document in documents:
-        document.close()
+    for feed in [*feeds, *documents]:
+        feed.close()
+    for path in document_paths():
+        written.add(path)
     (root / settings.DESCRIPTOR).write_bytes(
         _json_bytes(descriptor(root, rows.sources, releases[0]))
     )
+    written.add(settings.DESCRIPTOR)
 
 
 def table_resources() -> list[dict[str, Any]]:

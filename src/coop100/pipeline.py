@@ -28,7 +28,7 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from . import settings
-from .archive import ZIP_NAME, write_zip
+from .archive import ZIP_NAME, Deflater, write_zip
 from .bulk import Unsure, Whole, read_whole, stream_tables
 from .database import DB_NAME, DatabaseError, InlineLoad, LoadProcess
 from .models import MODELS
@@ -53,6 +53,8 @@ from .validate import column_problem
 # below, in this one: a second interpreter's imports cost ~0.3 s, 30 MB of
 # statements (~70,000) about as long to load.
 SECOND_PROCESS_MIN_BYTES = 32 << 20
+# The staging folder's folder for the zip's members, compressed ahead (archive.Deflater).
+_ZIP_SPOOL = ".zip-spool"
 # Called with a step's name; the context it returns spans the step.
 Timer = Callable[[str], AbstractContextManager[object]]
 # Given the staging folder, the problems that keep it from being published.
@@ -166,6 +168,7 @@ class _Staged:
 
     staging: Path
     load: LoadProcess | InlineLoad
+    deflater: Deflater
     zip: Future[Path] | None = None
 
     def __enter__(self) -> _Staged:
@@ -173,6 +176,7 @@ class _Staged:
 
     def __exit__(self, *exc: object) -> None:
         self.load.abort()
+        self.deflater.close()
         if self.zip is not None:
             with contextlib.suppress(Exception):  # its own failure is not this one's
                 self.zip.result()
@@ -197,14 +201,20 @@ def _stage(
     # A second process pays for itself once the records are more than a few thousand.
     kind = LoadProcess if rows.size() >= SECOND_PROCESS_MIN_BYTES else InlineLoad
     load = kind(table_resources(), root / "build" / DB_NAME, staging / DB_NAME)
-    staged = _Staged(staging, load)
+    # Each file is compressed for the zip on a thread as soon as it is written:
+    # zlib lets go of the GIL, and the second core has time to spare while the
+    # tables stream (this process is the slower one).
+    deflater = Deflater(staging, staging / _ZIP_SPOOL)
+    staged = _Staged(staging, load, deflater)
     with _unless_done(staged):
         with timer("read, check and write every table; load it into SQLite"):
-            write_package_files(rows, staging, releases, feed=load.add)
+            write_package_files(rows, staging, releases, feeds=[load], written=deflater)
         checkpoint("staged")
-        # While the second process indexes, this one zips what it staged (zlib
-        # lets go of the GIL, and this process has nothing else to do).
-        staged.zip = pool.submit(write_zip, staging / settings.DESCRIPTOR, staging / ZIP_NAME)
+        # The zip's members, in order, as the thread finishes them, while the second
+        # process indexes (it began once the last row was fed: load.close).
+        staged.zip = pool.submit(
+            write_zip, staging / settings.DESCRIPTOR, staging / ZIP_NAME, deflater.deflated
+        )
         with timer("index SQLite; check the rules across records; zip"):
             try:
                 counts, broken = staged.load.check()

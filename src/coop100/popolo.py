@@ -102,6 +102,8 @@ class PopoloWriter:
         # Removes the temporary files even if the writer is dropped unclosed.
         self._cleanup = weakref.finalize(self, _remove, self._temps)
         self._document = self._open("document")
+        # The file the document is appended to, never rewritten, until close renames it.
+        self.appending: Path | None = Path(self._document.name)
         self._parts: dict[str, IO[bytes]] = {}
         self._written = dict.fromkeys(COLLECTIONS, 0)
         self._frontier = 0  # the collection written straight into the document
