@@ -11,9 +11,10 @@ Two parts, measured on the package a build just published:
 
 Nothing here restates a rule of the build: the tables come from
 coop100.database._create_table_sql over the published descriptor, the pragmas from
-its _LOAD_PRAGMAS, the full-text tables from FTS_COLUMNS and FTS_TOKENIZER, and the
-indexes are those the build's own database holds on the package's tables (read
-from its sqlite_master), so the floor creates whatever indexes the loader creates.
+its _LOAD_PRAGMAS, the full-text tables from FTS_COLUMNS, FTS_TOKENIZER and
+FTS_SETTINGS, and the indexes are those the build's own database holds on the
+package's tables (read from its sqlite_master), so the floor creates whatever
+indexes the loader creates.
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ def shell_script(root: Path, db_path: Path) -> str:
     from coop100.database import (
         _LOAD_PRAGMAS,
         FTS_COLUMNS,
+        FTS_SETTINGS,
         FTS_TOKENIZER,
         _create_table_sql,
         csv_resources,
@@ -93,6 +95,10 @@ def shell_script(root: Path, db_path: Path) -> str:
             f"create virtual table {fts} using fts5("
             + ", ".join(map(_quote, columns))
             + f", tokenize='{FTS_TOKENIZER}', content={_quote(table)});",
+            *(
+                f"insert into {fts}({fts}, rank) values('{setting}', {value});"
+                for setting, value in FTS_SETTINGS.items()
+            ),
             f"insert into {fts}({fts}) values('rebuild');",
         ]
     return "\n".join(lines) + "\n"
