@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import os
-import sys
 import threading
 import zipfile
 import zlib
@@ -14,6 +12,8 @@ from collections.abc import Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
+
+from .background import lower_priority
 
 ZIP_NAME = "coop100.zip"
 # Zip cannot store dates before 1980; a fixed stamp keeps the bytes reproducible.
@@ -138,8 +138,8 @@ class Deflater:
     a followed file that has grown, so it keeps pace with the writing: zlib lets
     go of the GIL. The compressed members go to spool files under spool_dir;
     `deflated` is what `write_zip` takes. `close` stops at once: what is not
-    compressed by then never is. The thread runs at a lower priority (on Linux):
-    the build's other work comes first, the zip takes what time it leaves.
+    compressed by then never is. The thread runs at the lowest priority
+    (background.lower_priority): the zip takes the time the build's other work leaves.
     """
 
     def __init__(self, root: Path, spool_dir: Path) -> None:
@@ -183,7 +183,7 @@ class Deflater:
         return member
 
     def _run(self) -> None:
-        _yield_cpu()
+        lower_priority()
         while member := self._next():
             try:
                 member.step()
@@ -251,15 +251,3 @@ class _Member:
     def _close(self) -> None:
         self._source.close()
         self._spool.close()
-
-
-# The thread's nice value: the stream's two processes come first, the zip takes
-# the time they leave.
-_NICE = 19
-
-
-def _yield_cpu() -> None:
-    """Lower the calling thread's CPU priority (Linux, where a nice value is a thread's)."""
-    if sys.platform == "linux":
-        with contextlib.suppress(OSError):
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), _NICE)

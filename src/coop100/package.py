@@ -21,6 +21,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from . import settings
+from .background import fsync
 from .documents import Feed, document_paths, document_resources, open_documents
 from .models import MODELS, Record, Source
 from .problems import Problem
@@ -374,12 +375,10 @@ def foreign_files(root: Path) -> list[str]:
     return found
 
 
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+def fsync_files(root: Path, paths: list[str]) -> None:
+    """Write the files (relative to root) to disk, one after another."""
+    for rel in paths:
+        fsync(root / rel)
 
 
 def _swap(root: Path, staging: Path, paths: list[str]) -> None:
@@ -393,7 +392,7 @@ def _swap(root: Path, staging: Path, paths: list[str]) -> None:
         if number == len(paths) // 2:
             checkpoint("swapping")
     for folder in sorted({(root / rel).parent for rel in paths}):
-        _fsync(folder)
+        fsync(folder)
 
 
 Digest = tuple[int, str]  # size in bytes, sha256
@@ -427,7 +426,7 @@ def publish(
     old holds published_digests(root) if the caller has them already.
     """
     for rel in paths:
-        _fsync(staging / rel)
+        fsync(staging / rel)
     new = _staged_digests(staging, paths)
     if old is None:
         old = published_digests(root)
@@ -438,14 +437,14 @@ def publish(
     journal = root / settings.PUBLISH_JOURNAL
     pending = journal.with_name(journal.name + ".tmp")
     pending.write_bytes(_json_bytes(entry))
-    _fsync(pending)
+    fsync(pending)
     os.replace(pending, journal)
-    _fsync(journal.parent)
+    fsync(journal.parent)
     checkpoint("committed")
     _swap(root, staging, paths)
     checkpoint("swapped")
     journal.unlink()
-    _fsync(journal.parent)
+    fsync(journal.parent)
     checkpoint("published")
 
 

@@ -29,6 +29,7 @@ import pyarrow.parquet as pq
 
 from . import settings
 from .archive import ZIP_NAME, Deflater, write_zip
+from .background import lower_priority
 from .bulk import Unsure, Whole, read_whole, stream_tables
 from .database import DB_NAME, DatabaseError, InlineLoad, LoadProcess
 from .models import MODELS
@@ -37,6 +38,7 @@ from .package import (
     Rows,
     build_lock,
     checkpoint,
+    fsync_files,
     prepare_build_dir,
     publish,
     published_digests,
@@ -137,18 +139,22 @@ def _build_locked(
     records_dir = root / settings.RECORDS_DIR
     with build_lock(root):
         prepare_build_dir(root)
-        # The journal records what is published now; hash it on a second thread
-        # while the new package is written (hashlib lets go of the GIL).
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            old = pool.submit(published_digests, root)
+        # The journal records what is published now; hash it on a thread of its own
+        # at the lowest priority while the new package is written (hashlib lets go
+        # of the GIL): it is needed only to publish.
+        with (
+            ThreadPoolExecutor(max_workers=1) as pool,
+            ThreadPoolExecutor(max_workers=1, initializer=lower_priority) as side,
+        ):
+            old = side.submit(published_digests, root)
             try:
-                staged = _stage(rows, root, releases, check, timer, pool)
+                staged = _stage(rows, root, releases, check, timer, pool, side)
             except Unsure as unsure:
                 if isinstance(rows, Whole):  # the rules disagree: say what SQLite found
                     raise PackageError(unsure.problems) from None
                 with timer("read the records whole to report their problems"):
                     rows = read_whole(records_dir, unsure)
-                staged = _stage(rows, root, releases, check, timer, pool)
+                staged = _stage(rows, root, releases, check, timer, pool, side)
             with staged:
                 paths = published_files(staged.staging)
                 with timer("publish"):
@@ -190,6 +196,7 @@ def _stage(
     check: Check,
     timer: Timer,
     pool: ThreadPoolExecutor,
+    side: ThreadPoolExecutor,
 ) -> _Staged:
     """Write the package into a staging folder while a second process loads it; judge both.
 
@@ -210,6 +217,7 @@ def _stage(
         with timer("read, check and write every table; load it into SQLite"):
             write_package_files(rows, staging, releases, feeds=[load], written=deflater)
         checkpoint("staged")
+        side.submit(fsync_files, staging, published_files(staging))
         # The zip's members, in order, as the thread finishes them, while the second
         # process indexes (it began once the last row was fed: load.close).
         staged.zip = pool.submit(
