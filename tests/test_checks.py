@@ -145,3 +145,37 @@ def test_formula_lookalikes_are_every_character_nfkc_folds_into_a_formula_start(
 def test_unassigned_country_codes_are_refused_by_both_forms(code: str) -> None:
     row = {"organisation_id": "x", "name": "X", "type": "unit", "source_id": "s2", "country": code}
     assert verdicts(Organisation, [row]) == ([True], [True])
+
+
+def test_the_text_rule_judges_ascii_and_other_texts_row_by_row() -> None:
+    """The text rule searches only the non-ASCII texts: each row keeps its own verdict,
+    in one array or across chunks."""
+    from coop100.models import _clean_text, _clean_text_bad
+
+    texts = [
+        "plain words",
+        "caf\u00e9 au lait",
+        "a tab\there",
+        "e\u0301 not NFC",
+        "zero\u200bwidth",
+        "still ascii",
+        "del\x7fchar",
+        "c1 \x85 control",
+        None,
+        "na\u00efve ✓ 𝄞",
+        "bell\x07",
+    ]
+
+    def refused(text: str) -> bool:
+        try:
+            _clean_text(text)
+        except ValueError:
+            return True
+        return False
+
+    expected = [None if t is None else refused(t) for t in texts]
+    assert expected.count(True) == 6
+    for values in (pa.array(texts), pa.chunked_array([texts[:3], texts[3:8], texts[8:]])):
+        mask = _clean_text_bad(values)
+        got = [None if t is None else m for t, m in zip(texts, mask.to_pylist(), strict=True)]
+        assert got == expected

@@ -80,7 +80,7 @@ def row_problems(table: pa.Table, model: type[Record]) -> list[tuple[str, Mask]]
         if column.enum:
             checks.append(("is not allowed", pc.invert(pc.is_in(values, pa.array(column.enum)))))
         if column.max_length is not None:
-            checks.append(("is too long", pc.greater(pc.utf8_length(values), column.max_length)))
+            checks.append(("is too long", _too_long(values, column.max_length)))
         for meta in field_metadata(info, info.annotation):
             if isinstance(meta, Check):
                 checks.append((meta.description, meta.arrow(values)))
@@ -98,6 +98,16 @@ def row_problems(table: pa.Table, model: type[Record]) -> list[tuple[str, Mask]]
     for row_check in model.row_checks:
         found.append((f"{row_check.field}: row", pc.fill_null(row_check.arrow(table), False)))
     return found
+
+
+def _too_long(values: Mask, most: int) -> Mask:
+    """True where a text has more than `most` characters.
+
+    A text has at most as many characters as bytes: only if some text has more
+    bytes are the characters counted (which took 0.13 s over a million statements).
+    """
+    longer = pc.greater(pc.binary_length(values), most)
+    return pc.greater(pc.utf8_length(values), most) if pc.any(longer).as_py() else longer
 
 
 def _any(masks: list[Mask], length: int) -> pa.ChunkedArray:

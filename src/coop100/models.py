@@ -142,11 +142,31 @@ def _clean_text_bad(values: Mask) -> Mask:
             pc.or_(matches(values, f"^(?:{space}|{quotes}*{formula})"), matches(last, space)),
             pc.equal(pc.utf8_length(values), 0),
         ),
-        pc.or_(
-            matches(values, rf"[\x{{0}}-\x{{1f}}\x{{7f}}-\x{{9f}}]|{_invisible_class()}"),
-            pc.not_equal(pc.utf8_normalize(values, "NFC"), values),
-        ),
+        _unclean(values),
     )
+
+
+def _unclean(values: Mask) -> Mask:
+    """True where a text holds a control or invisible character, or is not in NFC.
+
+    An ASCII text is in NFC and holds no invisible character, and its control
+    characters are the ones `ascii_is_printable` refuses: only the other texts are
+    searched (RE2) and normalised, which at 1M statements (all ASCII) took 0.8 of
+    the text rule's 0.9 s.
+    """
+    if isinstance(values, pa.ChunkedArray):
+        return pa.chunked_array([_unclean(chunk) for chunk in values.chunks], pa.bool_())
+    ascii = pc.fill_null(pc.string_is_ascii(values), True)
+    bad = pc.and_(ascii, pc.invert(pc.ascii_is_printable(values)))
+    others = pc.invert(ascii)
+    if not pc.any(others).as_py():
+        return bad
+    rest = pc.filter(values, others)
+    rest_bad = pc.or_(
+        matches(rest, rf"[\x{{0}}-\x{{1f}}\x{{7f}}-\x{{9f}}]|{_invisible_class()}"),
+        pc.not_equal(pc.utf8_normalize(rest, "NFC"), rest),
+    )
+    return pc.replace_with_mask(bad, others, rest_bad)
 
 
 def _slug(value: str) -> str:
