@@ -225,7 +225,9 @@ def synthesise(statements: int, root: Path) -> dict[str, Any]:
     if stamp.exists() and (root / "records").is_dir():
         kept: dict[str, Any] = json.loads(stamp.read_text())
         if kept.get("rows", {}).get("statements") == statements:
-            return {"rows": kept["rows"], "synth": {"kept": str(stamp)}}
+            # Relative to the project, so results name no machine's folders.
+            shown = stamp.relative_to(ROOT) if stamp.is_relative_to(ROOT) else stamp
+            return {"rows": kept["rows"], "synth": {"kept": str(shown)}}
     stamp.unlink(missing_ok=True)
     synth = run(
         [sys.executable, str(HERE / "synth.py"), "--statements", str(statements)]

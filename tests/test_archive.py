@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 import threading
 import time
 import zipfile
@@ -116,3 +118,21 @@ def test_the_build_zip_is_the_zip_of_what_it_published(fresh_build: Path, tmp_pa
     """The build compresses each file as it writes it; the zip is write_zip's all the same."""
     again = write_zip(fresh_build / "datapackage.json", tmp_path / "again.zip")
     assert (fresh_build / "build" / "coop100.zip").read_bytes() == again.read_bytes()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="a nice value is a thread's only on Linux")
+def test_work_on_the_side_runs_at_the_lowest_priority_and_leaves_the_rest() -> None:
+    from coop100.background import NICE, lower_priority
+
+    seen: list[int] = []
+
+    def side() -> None:
+        lower_priority()
+        seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+
+    before = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    thread = threading.Thread(target=side)
+    thread.start()
+    thread.join()
+    assert seen == [NICE]
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == before
