@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import threading
 import zipfile
 import zlib
@@ -120,8 +121,7 @@ def _copy_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, deflated: Defl
     info.header_offset = out.tell()
     out.write(info.FileHeader(zip64))
     with deflated.spool.open("rb") as spool:
-        while block := spool.read(_BLOCK):
-            out.write(block)
+        shutil.copyfileobj(spool, out, _BLOCK)
     deflated.spool.unlink()
     archive.start_dir = out.tell()
     archive._didModify = True  # type: ignore[attr-defined]  # close() writes the directory

@@ -425,8 +425,7 @@ def publish(
 
     old holds published_digests(root) if the caller has them already.
     """
-    for rel in paths:
-        fsync(staging / rel)
+    fsync_files(staging, paths)
     new = _staged_digests(staging, paths)
     if old is None:
         old = published_digests(root)

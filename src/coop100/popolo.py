@@ -399,7 +399,7 @@ def membership_lines(batch: Batch, cite: Cite, cited: dict[Any, str]) -> Iterato
     for start in range(0, batch.num_rows, _PYTHON_ROWS):
         rows = batch.slice(start, _PYTHON_ROWS)
         columns = [
-            *(_escaped(rows[c]) for c in _MEMBERSHIP_TEXTS),
+            *(_escape(rows[c]) for c in _MEMBERSHIP_TEXTS),  # searched for controls above
             *(_dates(rows[c]) for c in ("start", "end")),
             rows["preferred"],
             rows["source_id"],
@@ -448,6 +448,11 @@ def _has_control(values: Any) -> bool:
 def _escaped(values: Any) -> Any:
     if _has_control(values):
         raise ValueError("a text holds a control character, which the models refuse")
+    return _escape(values)
+
+
+def _escape(values: Any) -> Any:
+    """JSON's escapes of texts with no control character: `\\` and `"` only."""
     values = pc.replace_substring(values, "\\", "\\\\")
     return pc.replace_substring(values, '"', '\\"')
 
