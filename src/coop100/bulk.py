@@ -550,16 +550,11 @@ def read_whole(records_dir: Path, unsure: Unsure) -> Whole:
 
 
 def _stream_bulk(path: Path, model: type[Record], shown: str) -> Iterator[pa.Table]:
-    try:
-        inputs.check_file(path, inputs.JSONL_MAX_BYTES, "a bulk file")
-        inputs.scan_jsonl(path, BLOCK_SIZE)
-    except inputs.InputProblem as exc:
-        raise Unsure([Problem(shown, exc.line, exc.column, message=exc.message)]) from None
     # Pieces of whole lines, each read by pyarrow on its own: its streaming reader
     # reads ahead as far as it can (the whole 409 MB statements file at 1M), so
     # memory would grow with the file.
     first = 1
-    for piece, lines in inputs.line_pieces(path, BLOCK_SIZE):
+    for piece, lines in _checked_pieces(path, shown):
         raw = _read_piece(pa.py_buffer(piece), model)
         if raw is not None:  # a piece past BLOCK_SIZE by its carried line: still one chunk
             raw = raw.combine_chunks()
@@ -571,3 +566,12 @@ def _stream_bulk(path: Path, model: type[Record], shown: str) -> Iterator[pa.Tab
             raise Unsure(problems)
         yield _published(raw, model)
         first += lines
+
+
+def _checked_pieces(path: Path, shown: str) -> Iterator[tuple[memoryview, int]]:
+    """inputs.line_pieces of a bulk file, its problems as the build reports them."""
+    try:
+        inputs.check_file(path, inputs.JSONL_MAX_BYTES, "a bulk file")
+        yield from inputs.line_pieces(path, BLOCK_SIZE)
+    except inputs.InputProblem as exc:
+        raise Unsure([Problem(shown, exc.line, exc.column, message=exc.message)]) from None
