@@ -111,3 +111,29 @@ def test_a_second_process_finds_the_rules_broken(
     with pytest.raises(RecordsError, match="is not a known topics id"):
         pipeline.build(tmp_path)
     assert not (tmp_path / "build").exists()
+
+
+def test_batches_reach_the_loading_process_whole_in_a_reused_buffer() -> None:
+    """Arrow IPC messages through a pipe, the buffer grown for a bigger one."""
+    import multiprocessing
+    import threading
+
+    import pyarrow as pa
+
+    from coop100.database import _ipc_message, _Received
+
+    batches = [
+        pa.record_batch(
+            {"id": [f"s-{n}" for n in range(rows)], "n": list(range(rows))},
+            schema=pa.schema([("id", pa.string()), ("n", pa.int64())]),
+        )
+        for rows in (3, 5000, 10, 20000, 0)
+    ]
+    receive, send = multiprocessing.Pipe(duplex=False)
+    # A message bigger than the pipe holds is read while it is sent.
+    sender = threading.Thread(target=lambda: [send.send_bytes(_ipc_message(b)) for b in batches])
+    sender.start()
+    received = _Received(receive)
+    for batch in batches:
+        assert received.batch().equals(batch), batch.num_rows
+    sender.join()
