@@ -88,6 +88,10 @@ def test_the_build_loads_what_the_published_csvs_load(
             for word in ("cooperative", "ilo", "2020"):
                 found = built.execute(sql, [f"{column}:{word}"]).fetchall()
                 assert found == loaded.execute(sql, [f"{column}:{word}"]).fetchall()
+    # Indexed in WAL mode, the database is left a file of its own: a rollback
+    # journal, no log or shared memory beside it.
+    assert built.execute("pragma journal_mode").fetchone() == ("delete",)
+    assert sorted(p.name for p in (tmp_path / "build").glob(f"*{DB_NAME}*")) == [DB_NAME]
 
 
 def test_a_second_process_finds_the_rules_broken(
@@ -137,3 +141,56 @@ def test_batches_reach_the_loading_process_whole_in_a_reused_buffer() -> None:
     for batch in batches:
         assert received.batch().equals(batch), batch.num_rows
     sender.join()
+
+
+def test_the_reader_beside_the_indexing_runs_at_the_lowest_priority(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The checks beside the indexing take only the time left: the indexes keep a core."""
+    import os
+    import threading
+
+    from coop100 import database, pipeline
+
+    synth.write_archive(tmp_path, 300)
+    monkeypatch.setattr(pipeline, "SECOND_PROCESS_MIN_BYTES", 1 << 40)
+    lowered = []
+    lower_priority = database.lower_priority
+
+    def record() -> None:
+        lower_priority()
+        lowered.append((threading.current_thread().name, os.getpriority(os.PRIO_PROCESS, 0)))
+
+    monkeypatch.setattr(database, "lower_priority", record)
+    pipeline.build(tmp_path)
+    assert [name.split("_")[0] for name, _ in lowered] == ["coop100-read"]
+    if sys.platform == "linux":
+        assert lowered[0][1] == 19
+
+
+def test_a_failed_index_stops_the_reader_beside_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The connection reading beside the indexing stops with it, and nothing is published."""
+    import threading
+
+    from coop100 import pipeline
+    from coop100.database import Load
+
+    synth.write_archive(tmp_path, 300)
+    monkeypatch.setattr(pipeline, "SECOND_PROCESS_MIN_BYTES", 1 << 40)
+    indexed = []
+    index_table = Load.index_table
+
+    def fail_second(load: Load, name: str) -> None:
+        if indexed:
+            raise sqlite3.OperationalError("database or disk is full")
+        indexed.append(name)
+        index_table(load, name)
+
+    monkeypatch.setattr(Load, "index_table", fail_second)
+    with pytest.raises(sqlite3.OperationalError, match="disk is full"):
+        pipeline.build(tmp_path)
+    assert indexed == ["statement_topics"]  # the largest table first
+    assert not [t for t in threading.enumerate() if t.name.startswith("coop100-read")]
+    assert not (tmp_path / "build").exists()

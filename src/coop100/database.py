@@ -31,7 +31,7 @@ import pyarrow.csv as pacsv
 if TYPE_CHECKING:
     import sqlite_utils
 
-from coop100.background import fsync
+from coop100.background import fsync, lower_priority
 from coop100.facets import LARGE_GROUP_ROWS, FacetRows, facet_counts, store_facet_counts
 from coop100.settings import SORT, column_facets
 
@@ -292,7 +292,8 @@ class Load:
                 )
             self._text_indexed[name] = 0
         self.facet_rows: FacetRows | None = None  # counted already (facets.facet_counts)
-        self._synced: Future[None] | None = None
+        self._synced: list[Future[None]] = []
+        self._completed = False
 
     def insert(self, name: str, csv_path: Path) -> None:
         """Insert every row of one table's CSV (one transaction), and index its text.
@@ -339,36 +340,44 @@ class Load:
 
     def index(self) -> None:
         """The indexes, after the rows: one sort each, not a b-tree update per row."""
-        for resource in self.resources.values():
-            loaded = self.db.table(resource["name"])
-            order = _order_index(resource)
-            if order:
-                loaded.create_index(order, unique=True, if_not_exists=True)
-            # A key the order index or the primary key starts with (statement_topics
-            # by topic, by statement) is found through it; a second index would
-            # only cost build time and disk.
-            primary_key = _as_list(resource["schema"].get("primaryKey", []))
-            led = {index[0] for index in (order, primary_key) if index}
-            for fk in resource["schema"].get("foreignKeys", []):
-                for column in _as_list(fk["fields"]):
-                    if column not in led:
-                        loaded.create_index([column], if_not_exists=True)
-            for columns in _facet_indexes(resource):
-                loaded.create_index(list(columns), if_not_exists=True)
+        for name in self.resources:
+            self.index_table(name)
+
+    def index_table(self, name: str) -> None:
+        """One table's indexes: its page order, its foreign keys, its facet columns."""
+        resource = self.resources[name]
+        loaded = self.db.table(name)
+        order = _order_index(resource)
+        if order:
+            loaded.create_index(order, unique=True, if_not_exists=True)
+        # A key the order index or the primary key starts with (statement_topics
+        # by topic, by statement) is found through it; a second index would
+        # only cost build time and disk.
+        primary_key = _as_list(resource["schema"].get("primaryKey", []))
+        led = {index[0] for index in (order, primary_key) if index}
+        for fk in resource["schema"].get("foreignKeys", []):
+            for column in _as_list(fk["fields"]):
+                if column not in led:
+                    loaded.create_index([column], if_not_exists=True)
+        for columns in _facet_indexes(resource):
+            loaded.create_index(list(columns), if_not_exists=True)
 
     def start_sync(self) -> None:
-        """Write the loaded rows and indexes to disk, on a thread, while they are judged.
+        """Write what the database holds so far to disk, on a thread, while work goes on.
 
         So the database is on disk before it replaces the one served, and the
         rename does not wait for it: renamed over a file, ext4 first allocates
         every block the new file has not yet written (~1 s for 1.2 GB).
+        `finish` waits for every sync started.
         """
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="coop100-sync")
-        self._synced = pool.submit(fsync, self.tmp_path)
+        self._synced.append(pool.submit(fsync, self.tmp_path))
         pool.shutdown(wait=False)
 
-    def finish(self) -> Path:
-        """Facet counts and views; then move the database into place."""
+    def complete(self) -> None:
+        """Store the facet counts, create the views, and wait for the file to be on disk."""
+        if self._completed:
+            return
         # Counted from the indexes (coop100.facets), unless counted already.
         rows = self.facet_rows or facet_counts(self.db.conn, self.facets(), self.large_group_rows)
         with self.db.conn:
@@ -378,8 +387,13 @@ class Load:
         # No VACUUM: the indexes were built after the rows, so it would only
         # shrink the file by ~1% for a tenth of the load time at 1M statements.
         self.db.close()
-        if self._synced is not None:
-            self._synced.result()
+        for synced in self._synced:
+            synced.result()
+        self._completed = True
+
+    def finish(self) -> Path:
+        """`complete` the database (unless done already); then move it into place."""
+        self.complete()
         os.replace(self.tmp_path, self.db_path)
         return self.db_path
 
@@ -456,7 +470,8 @@ class LoadProcess:
         return cast(tuple[dict[str, int], list[str]], self._answer())
 
     def finish(self) -> Path:
-        """Facet counts and views; the database moved into place."""
+        """Facet counts and views (stored already, once the rules held); the database
+        moved into place."""
         path = Path(cast(str, self._ask("finish")))
         self._stop()
         return path
@@ -539,6 +554,10 @@ class InlineLoad:
             raise DatabaseError(self._error)
         return _judge(self._load, self._broken), self._broken
 
+    def complete(self) -> None:
+        """Load.complete: the second process does it while the build publishes."""
+        self._load.complete()
+
     def finish(self) -> Path:
         return self._load.finish()
 
@@ -597,9 +616,13 @@ def _serve(receive_fd: int, send_fd: int) -> None:
                 load.add(args[0], received.batch())
             elif command == "check":
                 try:
-                    pipe.send(("ok", load.check()))
+                    judged = load.check()
                 except DatabaseError as exc:
                     pipe.send(("error", str(exc)))
+                else:
+                    pipe.send(("ok", judged))
+                    if not judged[1]:  # while the build finishes its zip and publishes
+                        load.complete()
             elif command == "finish":
                 pipe.send(("ok", str(load.finish())))
                 return
@@ -615,8 +638,13 @@ def _serve(receive_fd: int, send_fd: int) -> None:
 def _judge(load: Load, broken: list[str]) -> dict[str, int]:
     """Index the loaded tables and add the rules across records they break to broken.
 
-    The facet counts are taken meanwhile on a second connection (both only read
-    once the indexes are built), for `finish` to store.
+    A second connection reads beside the indexing, on a thread: the database is
+    in WAL mode meanwhile, so it reads what is committed while the indexes are
+    written. It checks the foreign keys first (they need only the primary keys),
+    then counts each table's facets (for `finish` to store) once that table's
+    indexes exist. The tables are indexed largest first, so the counts of the
+    largest are taken while the smaller ones are indexed. The rules across
+    records run last, on the writing connection, once every index exists.
 
     Returns:
         The rows loaded into each table.
@@ -629,18 +657,55 @@ def _judge(load: Load, broken: list[str]) -> dict[str, int]:
         name: load.db.execute(f"select count(*) from [{name}]").fetchone()[0]
         for name in load.resources
     }
-    load.index()
+    order = sorted(counts, key=lambda name: -counts[name])
+    # The rows are all written: disk writes them while they are indexed.
     load.start_sync()
+    load.db.execute("pragma journal_mode = wal")
     reader = sqlite3.connect(f"file:{load.tmp_path}?mode=ro", uri=True, check_same_thread=False)
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        facets = pool.submit(facet_counts, reader, load.facets(), load.large_group_rows)
-        dangling = load.db.execute("pragma foreign_key_check").fetchall()
-        for table, rowid, parent, _ in dangling[:1]:
-            broken.append(f"{table} row {rowid}: refers to a missing {parent}")
-        if not broken:
-            broken += broken_rules(load.db.conn)
-        load.facet_rows = facets.result()
-    reader.close()
+    indexed = {name: threading.Event() for name in order}
+    stop = threading.Event()
+
+    def count_facets() -> FacetRows:
+        taken: dict[str, FacetRows] = {}
+        for name in order:
+            indexed[name].wait()
+            if stop.is_set():
+                break
+            taken[name] = facet_counts(reader, {name: facets[name]}, load.large_group_rows)
+        # As facet_counts gives them for every table at once: by table name.
+        groups = [row for name in sorted(taken) for row in taken[name][0]]
+        return groups, [row for name in sorted(taken) for row in taken[name][1]]
+
+    facets = load.facets()
+    try:
+        # The reader takes only the time left over (as the zip's compression does):
+        # the indexes, then the rules, are the longest path, and keep a core.
+        with ThreadPoolExecutor(1, "coop100-read", lower_priority) as pool:
+            dangling = pool.submit(lambda: reader.execute("pragma foreign_key_check").fetchall())
+            counted = pool.submit(count_facets)
+            try:
+                for name in order:
+                    load.index_table(name)
+                    indexed[name].set()
+                for table, rowid, parent, _ in dangling.result()[:1]:
+                    broken.append(f"{table} row {rowid}: refers to a missing {parent}")
+                if not broken:
+                    broken += broken_rules(load.db.conn)
+                load.facet_rows = counted.result()
+            except BaseException:
+                stop.set()  # the reader stops: at its next table, or now if it is reading
+                reader.interrupt()
+                raise
+            finally:
+                for event in indexed.values():
+                    event.set()
+    finally:
+        reader.close()
+    # Back to a file of its own, the indexes copied in from the log (only this
+    # connection is open now), and to no journal for `finish`.
+    load.db.execute("pragma journal_mode = delete")
+    load.db.execute("pragma journal_mode = off")
+    load.start_sync()
     return counts
 
 
