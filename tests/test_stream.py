@@ -117,6 +117,32 @@ def test_a_second_process_finds_the_rules_broken(
     assert not (tmp_path / "build").exists()
 
 
+def test_a_database_another_connection_holds_in_wal_mode_is_not_published(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The indexes are in the log until the journal goes back to delete mode; if another
+    connection holds the log, SQLite refuses the switch and nothing is published."""
+    from coop100 import integrity, pipeline
+
+    synth.write_archive(tmp_path, 300)
+    monkeypatch.setattr(pipeline, "SECOND_PROCESS_MIN_BYTES", 1 << 40)
+    kept = []
+    broken_rules = integrity.broken_rules
+
+    def and_read_on(conn: sqlite3.Connection) -> list[str]:
+        path = conn.execute("pragma database_list").fetchone()[2]
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("select count(*) from sources").fetchone()  # open, between reads
+        kept.append(other)
+        return broken_rules(conn)
+
+    monkeypatch.setattr(integrity, "broken_rules", and_read_on)
+    with pytest.raises(sqlite3.OperationalError, match="database is locked"):
+        pipeline.build(tmp_path)
+    assert kept
+    assert not (tmp_path / "build").exists()
+
+
 def test_batches_reach_the_loading_process_whole_in_a_reused_buffer() -> None:
     """Arrow IPC messages through a pipe, the buffer grown for a bigger one."""
     import multiprocessing
