@@ -117,15 +117,22 @@ def test_a_second_process_finds_the_rules_broken(
     assert not (tmp_path / "build").exists()
 
 
+@pytest.fixture
+def loaded_in_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A synthetic archive in tmp_path, built with SQLite loaded in the build's own process."""
+    from coop100 import pipeline
+
+    synth.write_archive(tmp_path, 300)
+    monkeypatch.setattr(pipeline, "SECOND_PROCESS_MIN_BYTES", 1 << 40)
+
+
 def test_a_database_another_connection_holds_in_wal_mode_is_not_published(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, loaded_in_process: None
 ) -> None:
     """The indexes are in the log until the journal goes back to delete mode; if another
     connection holds the log, SQLite refuses the switch and nothing is published."""
     from coop100 import integrity, pipeline
 
-    synth.write_archive(tmp_path, 300)
-    monkeypatch.setattr(pipeline, "SECOND_PROCESS_MIN_BYTES", 1 << 40)
     kept = []
     broken_rules = integrity.broken_rules
 
@@ -170,7 +177,7 @@ def test_batches_reach_the_loading_process_whole_in_a_reused_buffer() -> None:
 
 
 def test_the_reader_beside_the_indexing_runs_at_the_lowest_priority(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, loaded_in_process: None
 ) -> None:
     """The checks beside the indexing take only the time left: the indexes keep a core."""
     import os
@@ -178,8 +185,6 @@ def test_the_reader_beside_the_indexing_runs_at_the_lowest_priority(
 
     from coop100 import database, pipeline
 
-    synth.write_archive(tmp_path, 300)
-    monkeypatch.setattr(pipeline, "SECOND_PROCESS_MIN_BYTES", 1 << 40)
     lowered = []
     lower_priority = database.lower_priority
 
@@ -195,7 +200,7 @@ def test_the_reader_beside_the_indexing_runs_at_the_lowest_priority(
 
 
 def test_a_failed_index_stops_the_reader_beside_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, loaded_in_process: None
 ) -> None:
     """The connection reading beside the indexing stops with it, and nothing is published."""
     import threading
@@ -203,8 +208,6 @@ def test_a_failed_index_stops_the_reader_beside_it(
     from coop100 import pipeline
     from coop100.database import Load
 
-    synth.write_archive(tmp_path, 300)
-    monkeypatch.setattr(pipeline, "SECOND_PROCESS_MIN_BYTES", 1 << 40)
     indexed = []
     index_table = Load.index_table
 
