@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,8 +25,13 @@ from .conftest import RECORDS
 from .test_bad_records import CASES, _load, apply_case
 
 
-def _broken_in_sqlite(records: Path, out: Path) -> list[str]:
-    """What the build's database says of records whose rows pass their models."""
+def _broken_in_sqlite(
+    records: Path, out: Path, first_dangling: list[Any] | None = None
+) -> list[str]:
+    """What the build's database says of records whose rows pass their models.
+
+    first_dangling: given, it gets the first row SQLite's own foreign key check names.
+    """
     rows = stream_tables(records)
     write_package_files(rows, out, read_releases(records))
     resources = table_resources()
@@ -35,6 +41,8 @@ def _broken_in_sqlite(records: Path, out: Path) -> list[str]:
             load.insert(resource["name"], out / resource["path"])
         broken: list[str] = []
         _judge(load, broken)
+        if first_dangling is not None:
+            first_dangling += load.db.execute("pragma foreign_key_check").fetchall()[:1]
         return broken
     except Exception as exc:  # a duplicate key fails its insert: a broken rule too
         return [str(exc)]
@@ -66,3 +74,18 @@ def test_both_forms_of_the_rules_agree(case: Path, tmp_path: Path) -> None:
 
 def test_the_real_records_break_no_rule(tmp_path: Path) -> None:
     assert _broken_in_sqlite(RECORDS, tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    "case", [c for c in CASES if c.stem.startswith("dangling-")], ids=lambda p: p.stem
+)
+def test_a_missing_row_is_named_as_sqlite_names_it(case: Path, tmp_path: Path) -> None:
+    # The build asks each distinct key whether its row is there (database._keys_found),
+    # and names the first row SQLite's own check finds only when one is missing.
+    records = tmp_path / "records"
+    shutil.copytree(RECORDS, records)
+    apply_case(_load(case), records)
+    first: list[Any] = []
+    broken = _broken_in_sqlite(records, tmp_path / "out", first)
+    table, rowid, parent, _ = first[0]
+    assert broken == [f"{table} row {rowid}: refers to a missing {parent}"]

@@ -641,11 +641,11 @@ def _judge(load: Load, broken: list[str]) -> dict[str, int]:
 
     A second connection reads beside the indexing, on a thread: the database is
     in WAL mode meanwhile, so it reads what is committed while the indexes are
-    written. It checks the foreign keys first (they need only the primary keys),
-    then counts each table's facets (for `finish` to store) once that table's
-    indexes exist. The tables are indexed largest first, so the counts of the
-    largest are taken while the smaller ones are indexed. The rules across
-    records run last, on the writing connection, once every index exists.
+    written. Once a table's indexes exist, it checks the table's foreign keys
+    (`_keys_found`) and counts its facets (for `finish` to store). The tables
+    are indexed largest first, so the largest are read while the smaller ones
+    are indexed. The rules across records run last, on the writing connection,
+    once every index exists.
 
     Returns:
         The rows loaded into each table.
@@ -666,33 +666,39 @@ def _judge(load: Load, broken: list[str]) -> dict[str, int]:
     indexed = {name: threading.Event() for name in order}
     stop = threading.Event()
 
-    def count_facets() -> FacetRows:
+    def read() -> tuple[bool, FacetRows]:
+        """Whether every foreign key found its row, and the facet counts."""
         taken: dict[str, FacetRows] = {}
+        found = True
         for name in order:
             indexed[name].wait()
             if stop.is_set():
                 break
+            found = found and _keys_found(reader, name)
             taken[name] = facet_counts(reader, {name: facets[name]}, load.large_group_rows)
         # As facet_counts gives them for every table at once: by table name.
         groups = [row for name in sorted(taken) for row in taken[name][0]]
-        return groups, [row for name in sorted(taken) for row in taken[name][1]]
+        return found, (groups, [row for name in sorted(taken) for row in taken[name][1]])
 
     facets = load.facets()
     try:
         # The reader takes only the time left over (as the zip's compression does):
         # the indexes, then the rules, are the longest path, and keep a core.
         with ThreadPoolExecutor(1, "coop100-read", lower_priority) as pool:
-            dangling = pool.submit(lambda: reader.execute("pragma foreign_key_check").fetchall())
-            counted = pool.submit(count_facets)
+            done = pool.submit(read)
             try:
                 for name in order:
                     load.index_table(name)
                     indexed[name].set()
-                for table, rowid, parent, _ in dangling.result()[:1]:
+                rules = broken_rules(load.db.conn)
+                found, load.facet_rows = done.result()
+                # A missing row is named as SQLite's own check names it, first found.
+                first = None if found else load.db.execute("pragma foreign_key_check").fetchone()
+                if first is not None:
+                    table, rowid, parent, _ = first
                     broken.append(f"{table} row {rowid}: refers to a missing {parent}")
                 if not broken:
-                    broken += broken_rules(load.db.conn)
-                load.facet_rows = counted.result()
+                    broken += rules
             except BaseException:
                 stop.set()  # the reader stops: at its next table, or now if it is reading
                 reader.interrupt()
@@ -929,6 +935,35 @@ def _cast(value: str, field: dict[str, Any], missing: set[str], where: Path) -> 
 def _dangling(db: sqlite_utils.Database) -> list[tuple[str, int, str]]:
     """Each row whose foreign key refers to a row that is not there: table, rowid, parent."""
     return [row[:3] for row in db.execute("pragma foreign_key_check").fetchall()]
+
+
+def _keys_found(conn: sqlite3.Connection, table: str) -> bool:
+    """Whether every foreign key of the table's rows finds its row (`_dangling` is empty).
+
+    Asked of each distinct value, which the index on the key column gives in
+    order, rather than of each row as `pragma foreign_key_check` does: at a
+    million statements 1.5 s rather than 2.7 s of CPU. A key whose parent
+    column is not named is left to the pragma (False).
+    """
+    keys: dict[int, list[tuple[str, str, str | None]]] = {}
+    for key, _, parent, column, parent_column, *_ in conn.execute(
+        f"pragma foreign_key_list([{table}])"
+    ):
+        keys.setdefault(key, []).append((parent, column, parent_column))
+    for columns in keys.values():
+        if any(parent_column is None for _, _, parent_column in columns):
+            return False
+        parent = columns[0][0]
+        listed = ", ".join(f"[{column}]" for _, column, _ in columns)
+        present = " and ".join(f"[{column}] is not null" for _, column, _ in columns)
+        matched = " and ".join(f"p.[{to}] = k.[{column}]" for _, column, to in columns)
+        sql = (
+            f"select 1 from (select distinct {listed} from [{table}] where {present}) k "
+            f"where not exists (select 1 from [{parent}] p where {matched}) limit 1"
+        )
+        if conn.execute(sql).fetchone() is not None:
+            return False
+    return True
 
 
 def _check_foreign_keys(db: sqlite_utils.Database) -> None:
