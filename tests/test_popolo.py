@@ -182,7 +182,7 @@ def test_arrow_speeches_are_the_python_speeches(tmp_path: Path) -> None:
 
 def test_arrow_memberships_are_the_python_memberships() -> None:
     """The memberships' lines are built from Arrow too; they must be what the encoder writes."""
-    from coop100.popolo import _citer, _sources, membership_lines
+    from coop100.popolo import _citer, _sources, _texts, membership_lines
 
     tables = read_tables(ROOT / "records").tables
     affiliations = tables["affiliations"]
@@ -208,7 +208,7 @@ def test_arrow_memberships_are_the_python_memberships() -> None:
     tables["affiliations"] = affiliations
     cite = _citer(_sources(tables["sources"]))
     expected = [_ENCODER.encode(item) for item in popolo(tables)["memberships"]]
-    assert list(membership_lines(affiliations, cite, {})) == expected
+    assert list(_texts(membership_lines(affiliations, cite, {}))) == expected
     assert json.loads(expected[0])["role"] == edits["role"][0]
     assert "start_date" not in json.loads(expected[3])
     # A text with a control character (the models refuse them) is encoded the slow way.
@@ -218,8 +218,25 @@ def test_arrow_memberships_are_the_python_memberships() -> None:
         affiliations.column_names.index("role"), "role", pa.array(roles, pa.string())
     )
     expected = [_ENCODER.encode(item) for item in popolo(tables)["memberships"]]
-    assert list(membership_lines(tables["affiliations"], cite, {})) == expected
+    assert list(_texts(membership_lines(tables["affiliations"], cite, {}))) == expected
     assert n == len(expected)
+
+
+@pytest.mark.parametrize("start", [0, 1, 5])
+def test_only_the_texts_that_need_it_are_escaped(start: int) -> None:
+    """_escape rewrites the rows holding `"` or `\\`, found in the array's bytes at once;
+    the result is Arrow's replace_substring of every row, slices and nulls included."""
+    import pyarrow.compute as pc
+
+    from coop100.popolo import _escape
+
+    texts = ["plain", 'a "quote"', None, "back\\slash", "", 'both \\ and "', "naïve ✓", "x"]
+    for values in (pa.array(texts * 3).slice(start), pa.chunked_array([texts, texts])):
+        every = pc.replace_substring(pc.replace_substring(values, "\\", "\\\\"), '"', '\\"')
+        escaped = _escape(values)
+        assert escaped.to_pylist() == every.to_pylist()
+    clean = pa.array(["no", "escapes", None, "here"]).slice(1)
+    assert _escape(clean) is clean
 
 
 # The streamed writer (PopoloWriter) against the document written in one pass.
