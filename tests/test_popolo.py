@@ -228,15 +228,21 @@ def test_only_the_texts_that_need_it_are_escaped(start: int) -> None:
     the result is Arrow's replace_substring of every row, slices and nulls included."""
     import pyarrow.compute as pc
 
-    from coop100.popolo import _escape
+    from coop100.popolo import _escape, _rows_holding
 
     texts = ["plain", 'a "quote"', None, "back\\slash", "", 'both \\ and "', "naïve ✓", "x"]
-    for values in (pa.array(texts * 3).slice(start), pa.chunked_array([texts, texts])):
+    # Many rows to escape (all are rewritten) and few (only those are).
+    sparse = ["a", None, "", "naïve"] * 10 + ['q"'] + ["b"] * 20 + ["c\\"]
+    arrays = (pa.array(texts * 3), pa.array(sparse))
+    for values in (*(a.slice(start) for a in arrays), pa.chunked_array([texts, sparse])):
         every = pc.replace_substring(pc.replace_substring(values, "\\", "\\\\"), '"', '\\"')
         escaped = _escape(values)
         assert escaped.to_pylist() == every.to_pylist()
     clean = pa.array(["no", "escapes", None, "here"]).slice(1)
     assert _escape(clean) is clean
+    # Each row once, however many it holds; an empty row is never one.
+    many = pa.array(['"' * 5000, "", 'x"\\', "y", "\\" * 3])
+    assert _rows_holding(many, (b'"', b"\\")).tolist() == [0, 2, 4]
 
 
 # The streamed writer (PopoloWriter) against the document written in one pass.

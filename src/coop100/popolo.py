@@ -522,12 +522,16 @@ def _escape(values: Any) -> Any:
     rows = _rows_holding(values, (b"\\", b'"'))
     if not len(rows):
         return values
-    picked = values.take(pa.array(rows))
-    picked = pc.replace_substring(picked, "\\", "\\\\")
-    picked = pc.replace_substring(picked, '"', '\\"')
+    if len(rows) * 4 > len(values):  # taking and putting back would cost more
+        return _escape_all(values)
+    picked = _escape_all(values.take(pa.array(rows)))
     mask = np.zeros(len(values), dtype=bool)
     mask[rows] = True
     return pc.replace_with_mask(values, pa.array(mask), picked)
+
+
+def _escape_all(values: Any) -> Any:
+    return pc.replace_substring(pc.replace_substring(values, "\\", "\\\\"), '"', '\\"')
 
 
 def _ends(values: pa.Array) -> Any:
@@ -540,22 +544,26 @@ def _ends(values: pa.Array) -> Any:
 def _rows_holding(values: pa.Array, needles: tuple[bytes, ...]) -> Any:
     """The rows of a text array whose text holds any of needles (bytes), in order.
 
-    Searched in the array's bytes at once (bytes.find), not text by text.
+    Searched in the array's bytes at once (bytes.find), not text by text; past a
+    row found, the search goes on from the next row, so it takes at most one step
+    a row however often a text holds them.
     """
     data = values.buffers()[2]
     if data is None or not len(values):
         return np.array([], dtype=np.int64)
     ends = _ends(values)
+    starts = ends - ends[0]
     text = memoryview(data)[int(ends[0]) : int(ends[-1])].tobytes()
-    found = []
-    for needle in needles:
-        at = text.find(needle)
-        while at >= 0:
-            found.append(at)
-            at = text.find(needle, at + 1)
-    if not found:
-        return np.array([], dtype=np.int64)
-    return np.unique(np.searchsorted(ends, np.array(found) + ends[0], side="right") - 1)
+    upcoming = {needle: text.find(needle) for needle in needles}
+    rows = []
+    while live := [at for at in upcoming.values() if at >= 0]:
+        row = int(np.searchsorted(starts, min(live), side="right")) - 1
+        rows.append(row)
+        past = int(starts[row + 1])
+        for needle, at in upcoming.items():
+            if 0 <= at < past:
+                upcoming[needle] = text.find(needle, past)
+    return np.array(rows, dtype=np.int64)
 
 
 def _ranks(codes: Any) -> Any:
