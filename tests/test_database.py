@@ -229,3 +229,44 @@ def test_a_cell_of_the_wrong_type_is_refused_with_its_column(tmp_path):
     path.write_text("\n".join([lines[0], ",".join(cells), *lines[2:]]) + "\n", encoding="utf-8")
     with pytest.raises(DatabaseError, match=r"participations.csv: speaking_order: 'first' is not"):
         load_database(root / DESCRIPTOR, tmp_path / "x.db")
+
+
+_KEYED = """
+create table parent (a text, b text, label text unique, primary key (a, b));
+create table child (
+  id text primary key, x text, y text, name text references parent (label),
+  up text references child (id), foreign key (x, y) references parent (a, b)
+);
+create index child_xy on child (x, y);
+create table loose (p text references parent);
+"""
+
+
+@pytest.mark.parametrize(
+    ("rows", "found"),
+    [
+        ([("1", "a", "one", None)], True),
+        ([("1", "b", "one", None)], False),  # the pair is missing, each half is there
+        ([("1", None, "one", None)], True),  # a key with a null is never checked
+        ([("1", "a", "two", None)], False),  # a single-column key
+        ([("1", "a", None, "c0")], True),  # refers to its own table
+        ([("1", "a", None, "c9")], False),
+    ],
+)
+def test_each_distinct_key_is_asked_as_sqlite_asks_each_row(
+    rows: list[tuple[str | None, ...]], found: bool
+) -> None:
+    from coop100.database import _keys_found
+
+    db = sqlite3.connect(":memory:")
+    db.executescript(_KEYED)
+    db.execute("insert into parent values ('1', 'a', 'one'), ('2', 'a', 'uno')")
+    db.executemany(
+        "insert into child values (?, ?, ?, ?, ?)",
+        [(f"c{i}", *row) for i, row in enumerate(rows * 3)],
+    )
+    assert _keys_found(db, "child") is found
+    assert found == (db.execute("pragma foreign_key_check(child)").fetchall() == [])
+    # A key naming no parent column (its primary key) is left to the pragma.
+    db.execute("insert into loose values ('1')")
+    assert _keys_found(db, "loose") is False
