@@ -376,9 +376,7 @@ class _Speeches:
 
     def _positions(self, event_ids: Any) -> pa.Array:
         """Each row's place among its event's rows so far, from 1, in row order."""
-        encoded = pc.dictionary_encode(event_ids)
-        if isinstance(encoded, pa.ChunkedArray):
-            encoded = encoded.combine_chunks()
+        encoded = _whole(pc.dictionary_encode(event_ids))
         codes = encoded.indices.to_numpy()
         events = encoded.dictionary.to_pylist()
         before = np.array([self.positions[e] for e in events], dtype=np.int64)
@@ -411,15 +409,14 @@ def _texts(lines: Iterable[str | pa.Array]) -> Iterator[str]:
             yield from (led[len(_SEPARATOR) :] for led in line.to_pylist())
 
 
-def _encoded(values: Any) -> pa.DictionaryArray:
-    encoded = pc.dictionary_encode(values)
-    return encoded.combine_chunks() if isinstance(encoded, pa.ChunkedArray) else encoded
+def _whole(values: Any) -> Any:
+    """One Arrow array: a chunked one's chunks combined."""
+    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
 
 
 def _led(*pieces: str | pa.Array) -> pa.Array:
     """Lines joined from texts and columns, each led by its separator (",\\n")."""
-    joined = pc.binary_join_element_wise(_SEPARATOR, *pieces, "")
-    return joined.combine_chunks() if isinstance(joined, pa.ChunkedArray) else joined
+    return _whole(pc.binary_join_element_wise(_SEPARATOR, *pieces, ""))
 
 
 def _cited(rows: Batch, cite: Cite, cited: dict[Any, str], key: str) -> pa.Array:
@@ -427,7 +424,9 @@ def _cited(rows: Batch, cite: Cite, cited: dict[Any, str], key: str) -> pa.Array
 
     Asked once of each (source, paragraph) the rows hold, kept in cited.
     """
-    sources, paragraphs = _encoded(rows["source_id"]), _encoded(rows["paragraph"])
+    sources, paragraphs = (
+        _whole(pc.dictionary_encode(rows[c])) for c in ("source_id", "paragraph")
+    )
     known = [sources.dictionary.to_pylist() + [None], paragraphs.dictionary.to_pylist() + [None]]
     # A code per row for its (source, paragraph): missing ones are the last code of each.
     width = len(known[1])
@@ -517,8 +516,7 @@ def _escape(values: Any) -> Any:
     Only the rows that hold one are rewritten: Arrow's replace_substring copies
     every text it is given, ~1.5 s for a million statements that need none.
     """
-    if isinstance(values, pa.ChunkedArray):
-        values = values.combine_chunks()
+    values = _whole(values)
     rows = _rows_holding(values, (b"\\", b'"'))
     if not len(rows):
         return values
