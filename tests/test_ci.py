@@ -251,3 +251,62 @@ def test_the_data_diff_shows_a_real_edit(tmp_path: Path) -> None:
     assert f"| {new}" in shown
     worktrees = subprocess.run([*git, "worktree", "list"], capture_output=True, text=True)
     assert len(worktrees.stdout.splitlines()) == 1  # the base's worktree is gone
+
+
+# --- .ci/install-tools: each missing tool on its own, checked by Debian's resolver ---
+
+INSTALL_TOOLS = ROOT / ".ci" / "install-tools"
+EVERY_TOOL = "chromium wrk npm curl nginx sqlite3"
+
+
+def _apt_lists() -> None:
+    """Debian's package lists, fetched once if this machine has none yet (CI is root)."""
+    if not shutil.which("apt-get"):
+        pytest.skip("not a Debian machine: apt-get is missing")
+    if not any(Path("/var/lib/apt/lists").glob("*_Packages*")):
+        if os.geteuid() != 0:
+            pytest.skip("no apt lists and not root to fetch them")
+        subprocess.run(["apt-get", "update", "-qq"], check=True, capture_output=True)
+
+
+def _simulate(missing: str, *apt_options: str) -> subprocess.CompletedProcess[str]:
+    command = [str(INSTALL_TOOLS), "--simulate", "--missing", missing, "--", *apt_options]
+    return subprocess.run(command, capture_output=True, text=True, check=False)
+
+
+def test_the_install_step_resolves_in_an_empty_debian(tmp_path: Path) -> None:
+    """The workflow's container has none of the tools: every package resolves there."""
+    _apt_lists()
+    empty = tmp_path / "status"
+    empty.write_text("")
+    result = _simulate(EVERY_TOOL, "-o", f"Dir::State::status={empty}")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("\n")[:-1] == [f"{t} {t}: resolves" for t in EVERY_TOOL.split()]
+
+
+def test_the_install_step_leaves_the_images_npm_alone() -> None:
+    """On a machine whose image ships Node.js with npm, npm is not asked for."""
+    if not shutil.which("npm"):
+        pytest.skip("this machine has no npm of its own")
+    plan = subprocess.run(
+        [str(INSTALL_TOOLS), "--plan"], capture_output=True, text=True, check=True
+    )
+    assert "npm" not in plan.stdout.split()
+
+
+def test_each_tool_resolves_here_but_debians_npm_beside_the_images_nodejs() -> None:
+    """This machine as Debian sees it: every tool but npm resolves on its own."""
+    _apt_lists()
+    others = " ".join(t for t in EVERY_TOOL.split() if t != "npm")
+    result = _simulate(others)
+    assert result.returncode == 0, result.stderr
+    installed = subprocess.run(
+        ["dpkg-query", "-W", "-f=${Status}", "nodejs"], capture_output=True, text=True
+    )
+    if "install ok installed" not in installed.stdout:
+        pytest.skip("no packaged nodejs here, so Debian's npm does not conflict")
+    # The one-command install this replaced: naming npm beside nodejs is refused.
+    refused = _simulate(EVERY_TOOL)
+    assert refused.returncode == 1
+    assert "could not install npm (Debian package 'npm')" in refused.stderr
+    assert "sqlite3 sqlite3: resolves" in refused.stdout
