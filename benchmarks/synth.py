@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-REAL_RECORDS = ROOT / "records"
+# The frozen records the tests run on: the benchmarks measure the same data over time.
+REAL_RECORDS = ROOT / "tests" / "fixtures" / "records"
 
 SOURCES = ["s1", "s2", "s3", "s4", "s5", "s6"]
 TOPICS = [

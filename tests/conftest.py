@@ -14,7 +14,12 @@ from coop100.records import Records, load_records
 pytest_plugins = ["tests.site_fixtures"]
 
 ROOT = Path(__file__).resolve().parent.parent
-RECORDS = ROOT / "records"
+# The records the tests run on: frozen, so the live records/ may grow without
+# breaking them (the drift check alone says "rebuild").
+RECORDS = ROOT / "tests" / "fixtures" / "records"
+# The live records and the package committed from them: only the drift check, the
+# release checks and the validity of the published package read them.
+LIVE_RECORDS = ROOT / "records"
 
 
 @pytest.fixture(scope="session")
@@ -22,10 +27,20 @@ def records() -> Records:
     return load_records(RECORDS)
 
 
+def _built(folder: Path, records: Path) -> Path:
+    """folder with a copy of the records and what `coop100 build` builds from them."""
+    shutil.copytree(records, folder / "records")
+    build(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def live_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A project folder holding a copy of the live records/ and what they build."""
+    return _built(tmp_path_factory.mktemp("live"), LIVE_RECORDS)
+
+
 @pytest.fixture(scope="session")
 def fresh_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A project folder holding a copy of records/ and what `coop100 build` builds from it."""
-    root = tmp_path_factory.mktemp("fresh")
-    shutil.copytree(RECORDS, root / "records")
-    build(root)
-    return root
+    """A project folder holding a copy of the fixture records and what they build."""
+    return _built(tmp_path_factory.mktemp("fresh"), RECORDS)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import csv
 import hashlib
@@ -11,6 +12,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -21,17 +23,33 @@ import pytest
 
 from coop100.archive import package_files
 from coop100.database import DESCRIPTOR
+from coop100.pipeline import build
 from coop100.site.build import Site, build_site, datasette_app
 
 ROOT = Path(__file__).resolve().parent.parent
+# The frozen records the tests run on (conftest.RECORDS), so the live records may grow.
+FIXTURE_RECORDS = ROOT / "tests" / "fixtures" / "records"
 DATABASE = "coop100"
+_BUILT: list[Path] = []
+
+
+def fixture_package() -> Path:
+    """The package the fixture records build: built once per test run, never changed."""
+    if not _BUILT:
+        root = Path(tempfile.mkdtemp(prefix="coop100-fixture-"))
+        atexit.register(shutil.rmtree, root, True)
+        shutil.copytree(FIXTURE_RECORDS, root / "records")
+        build(root)
+        _BUILT.append(root)
+    return _BUILT[0]
 
 
 def copy_package(target: Path) -> Path:
-    """Copy the published package (descriptor, schemas, CSV, Parquet) into target."""
-    for name in package_files(ROOT / DESCRIPTOR):
+    """Copy the fixture package (descriptor, schemas, CSV, Parquet) into target."""
+    source = fixture_package()
+    for name in package_files(source / DESCRIPTOR):
         (target / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(ROOT / name, target / name)
+        shutil.copyfile(source / name, target / name)
     return target
 
 

@@ -155,6 +155,9 @@ YAML_ONLY = {
     "yaml-integer-beyond-int64": "how the YAML reader reads a number (see bulk-integer-…)",
     "yaml-lone-surrogate": "a YAML escape (bulk-lone-surrogate is its JSON Lines twin)",
     "yaml-too-many-keys": "a YAML mapping's keys (bulk-too-many-keys is its JSON Lines twin)",
+    "event-file-misnamed": "the name of a YAML event file",
+    "package-missing": "records/package.yaml, which stays YAML",
+    "package-unknown-field": "records/package.yaml, which stays YAML",
 }
 
 

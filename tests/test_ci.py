@@ -229,7 +229,7 @@ def test_the_data_diff_shows_a_real_edit(tmp_path: Path) -> None:
     """`.ci/data-diff` on a commit that rewords a statement shows its text old -> new."""
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True)
-    statements = clone / "records" / "statements.yaml"
+    statements = clone / "records" / "events" / "ilo-coop-100-launch-webinar.yaml"
     old = "Opened the webinar with an introduction"
     new = "Opened the webinar, 100% online, with an introduction"
     statements.write_text(statements.read_text(encoding="utf-8").replace(old, new, 1), "utf-8")

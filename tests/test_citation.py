@@ -10,9 +10,10 @@ import jsonschema
 import yaml
 
 from coop100 import settings
+from coop100.records import read_about
 from coop100.release import read_releases
 
-from .conftest import ROOT
+from .conftest import RECORDS, ROOT
 
 CFF_SCHEMA = Path(__file__).parent / "cff-schema" / "schema.json"
 
@@ -47,16 +48,16 @@ def test_citation_is_this_release() -> None:
     assert citation["type"] == "dataset"
     assert citation["version"] == latest.version
     assert citation["date-released"] == latest.released
-    assert citation["title"] == settings.PACKAGE_TITLE
+    assert citation["title"] == read_about(ROOT / "records").title
     assert citation["license"] == "CC-BY-4.0"
 
 
 def test_landing_page_says_how_to_cite(client) -> None:
-    latest = read_releases(ROOT / "records")[0]
+    latest = read_releases(RECORDS)[0]
     page = client.get("/").text
     assert '<h2 id="how-to-cite">How to cite</h2>' in page
     assert (
-        f"coop100 contributors ({latest.released[:4]}). {settings.PACKAGE_TITLE}"
+        f"coop100 contributors ({latest.released[:4]}). {read_about(ROOT / 'records').title}"
         f" (Version {latest.version}) [Data set]. http://localhost/"
     ) in page
     assert '<a href="/data/CITATION.cff" download>CITATION.cff</a>' in page

@@ -35,15 +35,20 @@ def _edited(fresh_build: Path, tmp_path: Path) -> Path:
     """A copy of the project with two real edits to its records, rebuilt."""
     root = tmp_path / "edited"
     shutil.copytree(fresh_build / "records", root / "records")
-    affiliations = root / "records" / "affiliations.yaml"
+    affiliations = root / "records" / "people.yaml"
     text = affiliations.read_text(encoding="utf-8")
     assert "role: Cooperatives Unit Manager\n" in text
     affiliations.write_text(
         text.replace("role: Cooperatives Unit Manager\n", "role: Head of the Cooperatives Unit\n"),
         encoding="utf-8",
     )
-    statements = root / "records" / "statements.yaml"
-    statements.write_text(statements.read_text(encoding="utf-8") + NEW_STATEMENT, "utf-8")
+    statements = root / "records" / "events" / "ilo-coop-100-launch-webinar.yaml"
+    statements.write_text(
+        statements.read_text(encoding="utf-8").replace(
+            "\nstatement_topics:\n", NEW_STATEMENT + "\nstatement_topics:\n"
+        ),
+        "utf-8",
+    )
     build(root)
     return root
 

@@ -15,7 +15,7 @@ from coop100 import settings
 from coop100.database import DESCRIPTOR, csv_resources, read_descriptor
 from coop100.release import read_releases
 
-from .conftest import ROOT
+from .conftest import RECORDS
 
 BASE = "http://localhost"
 # Google's Dataset guidelines: the required properties, then the recommended ones
@@ -60,7 +60,7 @@ def _check_google(dataset: dict[str, Any]) -> None:
         assert download["encodingFormat"]
     for creator in dataset["creator"]:
         assert creator["@type"] in ("Person", "Organization") and creator["name"]
-    latest = read_releases(ROOT / "records")[0]
+    latest = read_releases(RECORDS)[0]
     assert dataset["version"] == latest.version
     assert dataset["datePublished"] == latest.released
     assert dataset["license"] == "https://creativecommons.org/licenses/by/4.0/"

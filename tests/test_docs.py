@@ -13,6 +13,7 @@ import pytest
 from coop100.cli import cli
 
 from .conftest import ROOT
+from .site_fixtures import fixture_package
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 
@@ -45,7 +46,7 @@ READS_SITE = f"{SITE}/data/"
 def test_python_snippets_run(snippet: str) -> None:
     namespace: dict[str, object] = {}
     cwd = os.getcwd()
-    os.chdir(ROOT)
+    os.chdir(fixture_package())
     try:
         exec(snippet, namespace)  # noqa: S102 - our own README
     finally:
@@ -75,8 +76,12 @@ def test_http_shell_snippets_run_against_the_served_site(served: tuple[str, int]
 def test_duckdb_snippet_runs() -> None:
     (sql,) = _blocks("sql")
     con = duckdb.connect()
-    con.execute(f"SET file_search_path = '{ROOT}'")
-    rows = con.execute(sql).fetchall()
+    cwd = os.getcwd()
+    os.chdir(fixture_package())  # the snippet's paths are relative, as a reader runs it
+    try:
+        rows = con.execute(sql).fetchall()
+    finally:
+        os.chdir(cwd)
     assert ("Anna Biondi",) in {row[:1] for row in rows}
     assert len(rows) == 15  # every statement a person made (one is the publisher's)
 
@@ -87,7 +92,13 @@ def test_frictionless_snippet_runs() -> None:
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
     for line in shell.strip().splitlines():
         result = subprocess.run(
-            line, shell=True, cwd=ROOT, env=env, capture_output=True, text=True, check=False
+            line,
+            shell=True,
+            cwd=fixture_package(),
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         assert result.returncode == 0, (line, result.stderr)
     assert "esim-introduction" in result.stdout

@@ -61,7 +61,7 @@ def _sparse(size: int) -> Callable[[Path], None]:
 
 CASES: dict[str, tuple[Callable[[Path], None], str]] = {
     "fifo-yaml": (
-        _replace("events.yaml", os.mkfifo),
+        _replace("topics.yaml", os.mkfifo),
         f"is a named pipe (FIFO), not a file; {PLAIN}",
     ),
     "fifo-jsonl": (
@@ -69,32 +69,32 @@ CASES: dict[str, tuple[Callable[[Path], None], str]] = {
         f"is a named pipe (FIFO), not a file; {PLAIN}",
     ),
     "dev-zero-yaml": (
-        _replace("events.yaml", lambda p: p.symlink_to("/dev/zero")),
+        _replace("topics.yaml", lambda p: p.symlink_to("/dev/zero")),
         f"is a device, not a file; {PLAIN}",
     ),
     "dev-zero-jsonl": (
         _replace("bulk/statements.jsonl", lambda p: p.symlink_to("/dev/zero")),
         f"is a device, not a file; {PLAIN}",
     ),
-    "folder-yaml": (_replace("events.yaml", Path.mkdir), f"is a folder, not a file; {PLAIN}"),
+    "folder-yaml": (_replace("topics.yaml", Path.mkdir), f"is a folder, not a file; {PLAIN}"),
     "folder-jsonl": (
         _replace("bulk/statements.jsonl", Path.mkdir),
         f"is a folder, not a file; {PLAIN}",
     ),
     "socket-yaml": (
-        _replace("events.yaml", _socket),
+        _replace("topics.yaml", _socket),
         "is a socket, not a file; replace it with the records file",
     ),
     "link-loop": (
-        _replace("events.yaml", lambda p: p.symlink_to(p.name)),
+        _replace("topics.yaml", lambda p: p.symlink_to(p.name)),
         "is a symbolic link that loops back on itself; replace it with the file",
     ),
     "dangling-link": (
-        _replace("events.yaml", lambda p: p.symlink_to("gone.yaml")),
+        _replace("topics.yaml", lambda p: p.symlink_to("gone.yaml")),
         "is a symbolic link to gone.yaml, which does not exist; replace it with the file",
     ),
     "huge-yaml": (
-        _replace("events.yaml", _sparse(inputs.YAML_MAX_BYTES + 1)),
+        _replace("topics.yaml", _sparse(inputs.YAML_MAX_BYTES + 1)),
         f"is {inputs.YAML_MAX_BYTES + 1:,} bytes; a records file may hold at most 256 KiB "
         "(move big tables to records/bulk/<table>.jsonl)",
     ),
@@ -142,7 +142,7 @@ def test_a_records_file_that_is_no_plain_file_gets_one_clear_line(
     shutil.copytree(RECORDS, tmp_path / "records")
     change(tmp_path / "records")
     exit_code, lines = _build(tmp_path)
-    where = WHERE.get(name, "records/events.yaml")
+    where = WHERE.get(name, "records/topics.yaml")
     assert lines == [
         f"{where}: {message}",
         "1 problem(s): nothing was published; fix the records above",
@@ -154,10 +154,10 @@ def test_a_records_file_that_is_no_plain_file_gets_one_clear_line(
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file whatever its mode")
 def test_an_unreadable_records_file_is_named(tmp_path: Path) -> None:
     shutil.copytree(RECORDS, tmp_path / "records")
-    (tmp_path / "records/events.yaml").chmod(0)
+    (tmp_path / "records/topics.yaml").chmod(0)
     exit_code, lines = _build(tmp_path)
     assert lines == [
-        "records/events.yaml: cannot be read: permission denied; make it readable (chmod a+r)",
+        "records/topics.yaml: cannot be read: permission denied; make it readable (chmod a+r)",
         "1 problem(s): nothing was published; fix the records above",
     ]
     assert exit_code == 1

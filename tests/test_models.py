@@ -96,7 +96,6 @@ CASES: list[tuple[str, type[Record], dict[str, Any], str, Any, str]] = [
     ("bad wikidata", Organisation, ORGANISATION, "wikidata_id", "54129", "Wikidata"),
     ("bad enum", Organisation, ORGANISATION, "type", "charity", "Input should be"),
     ("bad language", Source, SOURCE, "language", "english", "String should match"),
-    ("paragraph too high", Statement, STATEMENT, "paragraph", 9, "less than or equal to 8"),
     ("paragraph zero", Statement, STATEMENT, "paragraph", 0, "greater than or equal to 1"),
     ("paragraph as text", Statement, STATEMENT, "paragraph", "3", "valid integer"),
     ("bool as text", Affiliation, AFFILIATION, "preferred", "yes", "valid boolean"),
@@ -167,20 +166,6 @@ RECORD_RULES = [
         STATEMENT,
         {"person_id": None},
         "person_id: a statement needs a person_id or an organisation_id",
-    ),
-    (
-        "s1 without paragraph",
-        Statement,
-        STATEMENT,
-        {"paragraph": None},
-        "paragraph: a row resting on s1 must give its S1 paragraph (1-8)",
-    ),
-    (
-        "paragraph for other source",
-        Person,
-        PERSON,
-        {"paragraph": 2},
-        "paragraph: only rows resting on s1 have a paragraph, not 's2'",
     ),
     (
         "answers itself",

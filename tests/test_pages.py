@@ -20,7 +20,7 @@ import pytest
 from coop100.pipeline import build
 from coop100.site.build import build_site, datasette_app
 from coop100.site.pages import PAGE_SIZE
-from tests.site_fixtures import DATABASE, ROOT, SiteClient
+from tests.site_fixtures import DATABASE, ROOT, SiteClient, fixture_package
 
 _VOID = {"br", "img", "input", "meta", "link", "hr", "wbr", "source", "col", "area", "base"}
 
@@ -102,7 +102,9 @@ def parse(html: str) -> Element:
 
 
 def _csv(table: str) -> list[dict[str, str]]:
-    with (ROOT / "build" / "csv" / f"{table}.csv").open(encoding="utf-8", newline="") as fh:
+    with (fixture_package() / "build" / "csv" / f"{table}.csv").open(
+        encoding="utf-8", newline=""
+    ) as fh:
         return list(csv.DictReader(fh))
 
 

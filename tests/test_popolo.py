@@ -24,7 +24,8 @@ from coop100.models import MODELS
 from coop100.popolo import _ENCODER, PopoloWriter, popolo, write_popolo
 from coop100.records import Records
 
-from .conftest import ROOT
+from .conftest import RECORDS, ROOT
+from .site_fixtures import fixture_package
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import synth  # noqa: E402
@@ -41,7 +42,7 @@ COLLECTIONS = {
 
 @pytest.fixture(scope="module")
 def document() -> dict[str, Any]:
-    data = json.loads((ROOT / settings.POPOLO_FILE).read_text(encoding="utf-8"))
+    data = json.loads((fixture_package() / settings.POPOLO_FILE).read_text(encoding="utf-8"))
     assert isinstance(data, dict)
     return data
 
@@ -126,7 +127,7 @@ def test_rival_claims_stay_distinguishable(document: dict[str, Any]) -> None:
 
 
 def test_a_popolo_reader_loads_it() -> None:
-    popolo = Popolo.from_filename(str(ROOT / settings.POPOLO_FILE))
+    popolo = Popolo.from_filename(str(fixture_package() / settings.POPOLO_FILE))
     assert len(popolo.persons) == 7 and len(popolo.events) == 2
     person = popolo.persons.get(id="jurgen-schwettmann")
     assert [n.get("name") if isinstance(n, dict) else n.name for n in person.other_names] == [
@@ -142,7 +143,7 @@ def test_a_popolo_reader_loads_it() -> None:
 
 
 def test_the_package_describes_it() -> None:
-    descriptor = json.loads((ROOT / "datapackage.json").read_text(encoding="utf-8"))
+    descriptor = json.loads((fixture_package() / "datapackage.json").read_text(encoding="utf-8"))
     (resource,) = [r for r in descriptor["resources"] if r["name"] == settings.POPOLO_RESOURCE]
     assert resource["path"] == settings.POPOLO_FILE
     assert resource["mediatype"] == "application/json"
@@ -153,7 +154,7 @@ def test_arrow_speeches_are_the_python_speeches(tmp_path: Path) -> None:
     """The speeches' lines are built in Arrow; they must be what the encoder writes."""
     from coop100.popolo import speech_lines
 
-    tables = read_tables(ROOT / "records").tables
+    tables = read_tables(RECORDS).tables
     statements = tables["statements"]
     texts = statements["text"].to_pylist()
     texts[0] = 'He said "co-operation" \\ not C:\\path — naïve ✓ 𝄞'
@@ -184,7 +185,7 @@ def test_arrow_memberships_are_the_python_memberships() -> None:
     """The memberships' lines are built from Arrow too; they must be what the encoder writes."""
     from coop100.popolo import _citer, _sources, _texts, membership_lines
 
-    tables = read_tables(ROOT / "records").tables
+    tables = read_tables(RECORDS).tables
     affiliations = tables["affiliations"]
     n = affiliations.num_rows
     assert n >= 8
@@ -280,8 +281,8 @@ def _shuffled(table: pa.Table, seed: int) -> pa.Table:
 
 def test_streamed_package_is_the_published_file(tmp_path: Path) -> None:
     """Batches of 7 rows, or 1, 2, 3 and 64 in turn, give the published file's bytes."""
-    tables = read_tables(ROOT / "records").tables
-    published = (ROOT / settings.POPOLO_FILE).read_bytes()
+    tables = read_tables(RECORDS).tables
+    published = (fixture_package() / settings.POPOLO_FILE).read_bytes()
     assert _one_pass(tables) == published
     for sizes in [(7,), (1, 2, 3, 64)]:
         _stream(tables, tmp_path / "popolo.json", sizes)
@@ -324,19 +325,21 @@ def test_streamed_archive_is_the_one_pass_document(tmp_path: Path) -> None:
 
 def test_batches_without_the_schemas_metadata_are_taken(tmp_path: Path) -> None:
     """A table's batches may come with or without the published fields' descriptions."""
-    tables = read_tables(ROOT / "records").tables
+    tables = read_tables(RECORDS).tables
     with PopoloWriter(tmp_path / "popolo.json") as writer:
         for model in MODELS:
             for number, batch in enumerate(tables[model.table].to_batches(max_chunksize=2)):
                 plain = pa.schema([(f.name, f.type) for f in batch.schema])
                 writer.add(model.table, batch if number % 2 else batch.cast(plain))
-    assert (tmp_path / "popolo.json").read_bytes() == (ROOT / settings.POPOLO_FILE).read_bytes()
+    assert (tmp_path / "popolo.json").read_bytes() == (
+        fixture_package() / settings.POPOLO_FILE
+    ).read_bytes()
 
 
 def test_an_error_leaves_the_published_file(tmp_path: Path) -> None:
     path = tmp_path / "popolo.json"
     path.write_text("as published\n")
-    tables = read_tables(ROOT / "records").tables
+    tables = read_tables(RECORDS).tables
     with pytest.raises(RuntimeError), PopoloWriter(path) as writer:
         for model in MODELS:
             writer.add(model.table, tables[model.table])
@@ -347,7 +350,7 @@ def test_an_error_leaves_the_published_file(tmp_path: Path) -> None:
 
 
 def test_tables_out_of_order_are_refused(tmp_path: Path) -> None:
-    tables = read_tables(ROOT / "records").tables
+    tables = read_tables(RECORDS).tables
     with pytest.raises(ValueError, match="'people' rows came after 'statements' rows"):
         with PopoloWriter(tmp_path / "popolo.json") as writer:
             writer.add("statements", tables["statements"])

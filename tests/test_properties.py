@@ -98,7 +98,7 @@ def extra_records(draw: st.DrawFn) -> dict[str, list[dict[str, Any]]]:
 
 def _write_records(root: Path, extra: dict[str, list[dict[str, Any]]]) -> None:
     shutil.copytree(RECORDS, root / "records", dirs_exist_ok=True)
-    for name in ("topics.yaml", "people.yaml"):
+    for name in ("topics.yaml", "people.yaml", "events/ilo-coop-100-launch-webinar.yaml"):
         path = root / "records" / name
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
         for table in data:

@@ -16,7 +16,7 @@ from coop100.cli import cli
 from coop100.diff import diff_packages
 from coop100.package import published_files
 from coop100.pipeline import build
-from coop100.records import RecordsError
+from coop100.records import RecordsError, read_about
 from coop100.release import (
     Bump,
     bump_between,
@@ -59,15 +59,20 @@ def test_versions() -> None:
 
 def test_each_edit_needs_its_bump(fresh_build: Path, tmp_path: Path) -> None:
     retitled = _project(fresh_build, tmp_path / "a")
-    _edit(retitled, "records/affiliations.yaml", *RETITLE)
+    _edit(retitled, "records/people.yaml", *RETITLE)
     build(retitled)
     reasons = required_bump(diff_packages(fresh_build, retitled))
     assert reasons.bump is Bump.PATCH
     assert list(reasons) == [(Bump.PATCH, "`affiliations`: 1 row(s) corrected")]
 
     added = _project(fresh_build, tmp_path / "b")
-    statements = added / "records" / "statements.yaml"
-    statements.write_text(statements.read_text(encoding="utf-8") + NEW_STATEMENT, "utf-8")
+    statements = added / "records" / "events" / "ilo-coop-100-launch-webinar.yaml"
+    statements.write_text(
+        statements.read_text(encoding="utf-8").replace(
+            "\nstatement_topics:\n", NEW_STATEMENT + "\nstatement_topics:\n"
+        ),
+        "utf-8",
+    )
     build(added)
     reasons = required_bump(diff_packages(fresh_build, added))
     assert reasons.bump is Bump.MINOR
@@ -111,9 +116,14 @@ def test_release_from_a_tag(fresh_build: Path, tmp_path: Path) -> None:
         nothing.output
     )
 
-    statements = root / "records" / "statements.yaml"
-    statements.write_text(statements.read_text(encoding="utf-8") + NEW_STATEMENT, "utf-8")
-    _edit(root, "records/affiliations.yaml", *RETITLE)
+    statements = root / "records" / "events" / "ilo-coop-100-launch-webinar.yaml"
+    statements.write_text(
+        statements.read_text(encoding="utf-8").replace(
+            "\nstatement_topics:\n", NEW_STATEMENT + "\nstatement_topics:\n"
+        ),
+        "utf-8",
+    )
+    _edit(root, "records/people.yaml", *RETITLE)
     understated = runner.invoke(cli, ["release", "--root", str(root), "--version", patch])
     assert understated.exit_code == 1
     assert (
@@ -167,7 +177,7 @@ def test_releases_file_problems(tmp_path: Path) -> None:
 def test_published_changes_are_the_releases() -> None:
     releases = read_releases(ROOT / "records")
     published = (ROOT / settings.CHANGES_FILE).read_text(encoding="utf-8")
-    assert published == changes_markdown(releases)
+    assert published == changes_markdown(releases, read_about(ROOT / "records"))
     descriptor = json.loads((ROOT / "datapackage.json").read_text(encoding="utf-8"))
     assert descriptor["version"] == releases[0].version
     assert descriptor["coop100:released"] == releases[0].released

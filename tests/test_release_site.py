@@ -6,11 +6,11 @@ import re
 
 from coop100.release import read_releases
 
-from .conftest import ROOT
+from .conftest import RECORDS
 
 
 def test_landing_page_links_what_changed(client):
-    latest = read_releases(ROOT / "records")[0]
+    latest = read_releases(RECORDS)[0]
     page = client.get("/").text
     assert f"Version {latest.version}, released {latest.released}:" in page
     assert '<a href="/changes">what changed in this version</a>' in page
@@ -18,7 +18,7 @@ def test_landing_page_links_what_changed(client):
 
 
 def test_changes_page_shows_the_newest_notes(client):
-    latest = read_releases(ROOT / "records")[0]
+    latest = read_releases(RECORDS)[0]
     response = client.get("/changes")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")

@@ -109,11 +109,11 @@ def test_commas_colons_percent_signs_and_line_breaks_in_a_title(tmp_path: Path) 
     case = CASES_DIR / "id-with-punctuation.yaml"
     github, summary = _build(case, tmp_path, "--format", "github")
     assert github.stdout.splitlines() == [
-        "::error file=records/statements.yaml,line=3,col=5,"
+        "::error file=records/events/ilo-coop-100-launch-webinar.yaml,line=44,col=5,"
         "title=statements 'esim-intro%2C part 2%3A 100%25%0Aof it' field 'statement_id'"
         "::'esim-intro, part 2: 100%25\\nof it' is not an id: "
         "use lower-case letters and digits joined by single hyphens",
-        "::error file=records/topics.yaml,line=19,col=6,"
+        "::error file=records/events/ilo-coop-100-launch-webinar.yaml,line=200,col=6,"
         "title=statement_topics 'esim-introduction/cooperatives' field 'statement_id'"
         "::'esim-introduction' is not a known statements id",
     ]
@@ -122,11 +122,11 @@ def test_commas_colons_percent_signs_and_line_breaks_in_a_title(tmp_path: Path) 
         "\n"
         "| Where | Record | Problem | What to do |\n"
         "| --- | --- | --- | --- |\n"
-        "| records/statements.yaml:3:5 "
+        "| records/events/ilo-coop-100-launch-webinar.yaml:44:5 "
         "| statements 'esim-intro, part 2: 100%<br>of it' field 'statement_id' "
         "| 'esim-intro, part 2: 100%\\nof it' is not an id: "
         "use lower-case letters and digits joined by single hyphens |  |\n"
-        "| records/topics.yaml:19:6 "
+        "| records/events/ilo-coop-100-launch-webinar.yaml:200:6 "
         "| statement_topics 'esim-introduction/cooperatives' field 'statement_id' "
         "| 'esim-introduction' is not a known statements id |  |\n"
         "\n"
@@ -134,8 +134,8 @@ def test_commas_colons_percent_signs_and_line_breaks_in_a_title(tmp_path: Path) 
     shutil.rmtree(tmp_path / "project")
     as_json, _ = _build(case, tmp_path, "--format", "json")
     assert json.loads(as_json.stdout)["problems"][0] == {
-        "file": "records/statements.yaml",
-        "line": 3,
+        "file": "records/events/ilo-coop-100-launch-webinar.yaml",
+        "line": 44,
         "column": 5,
         "table": "statements",
         "record": "esim-intro, part 2: 100%\nof it",
@@ -150,9 +150,10 @@ def test_commas_colons_percent_signs_and_line_breaks_in_a_message(tmp_path: Path
     case = CASES_DIR / "unknown-key-with-punctuation.yaml"
     github, _ = _build(case, tmp_path, "--format", "github")
     assert github.stdout == (
-        "::error file=records/topics.yaml,line=18,col=1,title=coop100 build"
+        "::error file=records/events/ilo-coop-100-launch-webinar.yaml,line=199,col=1,"
+        "title=coop100 build"
         "::unknown top-level key 'statement topics, 100%25: all%0Aof them': "
-        "expected topics, statement_topics\n"
+        "expected events, participations, statements, statement_topics\n"
     )
     shutil.rmtree(tmp_path / "project")
     as_json, _ = _build(case, tmp_path, "--format", "json")
@@ -162,14 +163,14 @@ def test_commas_colons_percent_signs_and_line_breaks_in_a_message(tmp_path: Path
         "outcome": "nothing was published; fix the records above",
         "problems": [
             {
-                "file": "records/topics.yaml",
-                "line": 18,
+                "file": "records/events/ilo-coop-100-launch-webinar.yaml",
+                "line": 199,
                 "column": 1,
                 "table": None,
                 "record": None,
                 "field": None,
                 "message": "unknown top-level key 'statement topics, 100%: all\nof them': "
-                "expected topics, statement_topics",
+                "expected events, participations, statements, statement_topics",
                 "hint": None,
             }
         ],
@@ -181,12 +182,13 @@ def test_the_advice_is_the_hint(tmp_path: Path) -> None:
     assert json.loads(as_json.stdout)["problems"] == [
         {
             "file": "records/people.yaml",
-            "line": 13,
+            "line": 15,
             "column": 1,
             "table": None,
             "record": None,
             "field": None,
-            "message": "unknown top-level key 'person_name': expected people, person_names",
+            "message": "unknown top-level key 'person_name': "
+            "expected people, person_names, affiliations",
             "hint": "did you mean 'person_names'?",
         }
     ]

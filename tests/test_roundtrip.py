@@ -16,7 +16,7 @@ from coop100.records import Records
 from coop100.tables import arrow_schema, columns
 from coop100.validate import read_csv
 
-from .conftest import ROOT
+from .site_fixtures import fixture_package
 
 TABLES = [m.table for m in MODELS]
 MODEL = {m.table: m for m in MODELS}
@@ -31,14 +31,16 @@ def _expected_rows(records: Records, table: str) -> list[dict[str, object]]:
 def test_records_equal_csv_equal_parquet(records: Records, table: str) -> None:
     schema = arrow_schema(MODEL[table])
     expected = _expected_rows(records, table)
-    from_csv = read_csv(ROOT / settings.CSV_DIR / f"{table}.csv", schema).to_pylist()
-    from_parquet = pq.read_table(ROOT / settings.PARQUET_DIR / f"{table}.parquet").to_pylist()
+    from_csv = read_csv(fixture_package() / settings.CSV_DIR / f"{table}.csv", schema).to_pylist()
+    from_parquet = pq.read_table(
+        fixture_package() / settings.PARQUET_DIR / f"{table}.parquet"
+    ).to_pylist()
     assert from_csv == expected
     assert from_parquet == expected
 
 
 def test_parquet_carries_types_descriptions_and_package_metadata() -> None:
-    file = pq.ParquetFile(ROOT / settings.PARQUET_DIR / "events.parquet")
+    file = pq.ParquetFile(fixture_package() / settings.PARQUET_DIR / "events.parquet")
     schema = file.schema_arrow
     assert str(schema.field("start_date").type) == "date32[day]"
     assert str(schema.field("attendance_body").type) == "int64"
@@ -46,6 +48,8 @@ def test_parquet_carries_types_descriptions_and_package_metadata() -> None:
     meta = schema.metadata
     assert meta[b"package_name"] == b"ilo-coop-100"
     assert meta[b"license"] == b"CC-BY-4.0"
+    # Not the version: a file changes only when its table does (the descriptor has it).
+    assert b"package_version" not in meta
     assert b'"primaryKey": ["event_id"]' in meta[b"table_schema"]
     assert file.metadata.row_group(0).column(0).compression == "ZSTD"
     nulls = file.read(columns=["attendance_body"])
@@ -55,7 +59,9 @@ def test_parquet_carries_types_descriptions_and_package_metadata() -> None:
 @pytest.mark.parametrize("table", TABLES)
 def test_pandas_loads_parquet(records: Records, table: str) -> None:
     frame = pd.read_parquet(
-        ROOT / settings.PARQUET_DIR / f"{table}.parquet", engine="pyarrow", dtype_backend="pyarrow"
+        fixture_package() / settings.PARQUET_DIR / f"{table}.parquet",
+        engine="pyarrow",
+        dtype_backend="pyarrow",
     )
     assert len(frame) == len(records.rows(table))
     assert list(frame.columns) == [c.name for c in columns(MODEL[table])]
@@ -76,7 +82,7 @@ def test_pandas_loads_parquet(records: Records, table: str) -> None:
 
 @pytest.mark.parametrize("table", TABLES)
 def test_polars_loads_parquet(records: Records, table: str) -> None:
-    frame = pl.read_parquet(ROOT / settings.PARQUET_DIR / f"{table}.parquet")
+    frame = pl.read_parquet(fixture_package() / settings.PARQUET_DIR / f"{table}.parquet")
     assert frame.height == len(records.rows(table))
     expected = {
         "string": pl.String,
@@ -90,7 +96,7 @@ def test_polars_loads_parquet(records: Records, table: str) -> None:
 
 @pytest.mark.parametrize("table", TABLES)
 def test_duckdb_loads_parquet(records: Records, table: str) -> None:
-    path = ROOT / settings.PARQUET_DIR / f"{table}.parquet"
+    path = fixture_package() / settings.PARQUET_DIR / f"{table}.parquet"
     con = duckdb.connect()
     described = con.execute(f"DESCRIBE SELECT * FROM read_parquet('{path}')").fetchall()
     expected = {
@@ -109,8 +115,8 @@ def test_duckdb_loads_parquet(records: Records, table: str) -> None:
 
 def test_duckdb_reads_csv_and_parquet_alike() -> None:
     con = duckdb.connect()
-    csv = ROOT / settings.CSV_DIR / "events.csv"
-    parquet = ROOT / settings.PARQUET_DIR / "events.parquet"
+    csv = fixture_package() / settings.CSV_DIR / "events.csv"
+    parquet = fixture_package() / settings.PARQUET_DIR / "events.parquet"
     row = con.execute(
         f"SELECT start_date, start_time, attendance_summary FROM read_csv('{csv}') "
         "WHERE event_id = 'ilo-coop-100-launch-webinar'"

@@ -374,20 +374,38 @@ def test_disputed_facts_query(client, package_rows):
 
 def test_speaking_order_query(client, package_rows):
     people = _by(package_rows["people"], "person_id")
-    webinars = {e["event_id"] for e in package_rows["events"] if e["type"] == "webinar"}
+    events = _by(package_rows["events"], "event_id")
     said = Counter((s["person_id"], s["event_id"]) for s in package_rows["statements"])
+
+    def order(p: dict) -> tuple:
+        event = events[p["event_id"]]
+        spoke = p["speaking_order"]
+        return (
+            event["start_date"],
+            p["event_id"],
+            not spoke,
+            int(spoke or 0),
+            p["participation_id"],
+        )
+
     expected = [
         (
-            int(p["speaking_order"]),
+            events[p["event_id"]]["name"],
+            int(p["speaking_order"]) if p["speaking_order"] else None,
             people[p["person_id"]]["name"],
             said[(p["person_id"], p["event_id"])],
         )
-        for p in sorted(package_rows["participations"], key=lambda p: int(p["speaking_order"]))
-        if p["event_id"] in webinars
+        for p in sorted(package_rows["participations"], key=order)
     ]
     rows = _query(client, "speaking_order")
-    assert [(r["speaking_order"], r["person"], r["statements"]) for r in rows] == expected
-    assert rows[0]["person"] == "Simel Esim"
+    found = [(r["event"], r["speaking_order"], r["person"], r["statements"]) for r in rows]
+    assert found == expected
+    # One event, by its id or its name.
+    (launch,) = [e for e in package_rows["events"] if e["type"] == "webinar"]
+    for given in (launch["event_id"], launch["name"].upper()):
+        one = _rows(client, f"/{DATABASE}/speaking_order.json?event={quote(given)}")
+        assert [r["event"] for r in one] == [launch["name"]] * len(one)
+        assert one and one[0]["person"] == "Simel Esim"
 
 
 def test_metadata_comes_from_the_package(client, site_root):

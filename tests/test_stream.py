@@ -21,6 +21,7 @@ from coop100 import bulk, inputs, package, settings
 from coop100.bulk import read_tables, stream_tables
 from coop100.models import MODELS
 from coop100.package import CSV_OPTIONS, _csv_schema, parquet_metadata, write_package_files
+from coop100.records import read_about
 from coop100.release import read_releases
 from coop100.tables import table_schema
 
@@ -42,13 +43,13 @@ def test_streamed_files_are_the_whole_tables_bytes(
     write_package_files(stream_tables(records), streamed, read_releases(records))
 
     whole = read_tables(records).tables
-    version = read_releases(records)[0].version
+    about = read_about(records)
     for model in MODELS:
         table = whole[model.table]
         csv_path = tmp_path / f"{model.table}.csv"
         pacsv.write_csv(table.cast(_csv_schema(table.schema)), csv_path, write_options=CSV_OPTIONS)
         parquet_path = tmp_path / f"{model.table}.parquet"
-        metadata = parquet_metadata(table_schema(model), version)
+        metadata = parquet_metadata(table_schema(model), about)
         pq.write_table(
             table.replace_schema_metadata(metadata),
             parquet_path,

@@ -34,7 +34,7 @@ from pydantic import ValidationError
 from . import inputs
 from .checks import Check, Mask, matches
 from .integrity import check_tables, place
-from .models import MODEL_BY_TABLE, MODELS, Record, Source
+from .models import MODEL_BY_TABLE, MODELS, About, Record, Source
 from .problems import Problem, RecordsError
 from .records import Records, _Mapping, _model_problems, _show, read_records
 from .tables import arrow_schema, columns, field_metadata, to_arrow
@@ -348,10 +348,11 @@ def _published(raw: pa.Table, model: type[Record]) -> pa.Table:
 
 @dataclass
 class Tables:
-    """Every published table as Arrow, with the sources datapackage.json lists."""
+    """Every published table as Arrow, with the sources and words datapackage.json gives."""
 
     tables: dict[str, pa.Table]
     sources: list[Source]
+    about: About
 
 
 def bulk_files(records_dir: Path) -> dict[str, Path]:
@@ -430,9 +431,10 @@ def read_tables(records_dir: Path) -> Tables:
     found = check_tables(tables, failed)
     places.read_lines(found)
     problems += place(found, tables, places.where)
-    if problems:
+    if problems or records.about is None:
         raise RecordsError(problems)
-    return Tables(tables, [r for r in records.rows("sources") if isinstance(r, Source)])
+    sources = [r for r in records.rows("sources") if isinstance(r, Source)]
+    return Tables(tables, sources, records.about)
 
 
 def _bulk_listing(records_dir: Path) -> tuple[dict[str, tuple[Path, str]], list[Problem]]:
@@ -485,6 +487,7 @@ class Streamed:
 
     yaml: dict[str, pa.Table]
     sources: list[Source]
+    about: About
     files: dict[str, tuple[Path, str]]
 
     def size(self) -> int:
@@ -510,6 +513,7 @@ class Whole:
 
     tables: dict[str, pa.Table]
     sources: list[Source]
+    about: About
 
     def size(self) -> int:
         """Bytes of the tables in memory."""
@@ -529,10 +533,10 @@ def stream_tables(records_dir: Path) -> Streamed:
     records, problems = read_records(records_dir)
     files, listed = _bulk_listing(records_dir)
     problems += listed
-    if problems:
+    if problems or records.about is None:
         raise Unsure(problems)
     sources = [r for r in records.rows("sources") if isinstance(r, Source)]
-    return Streamed(records.arrow_tables(), sources, files)
+    return Streamed(records.arrow_tables(), sources, records.about, files)
 
 
 def read_whole(records_dir: Path, unsure: Unsure) -> Whole:
@@ -546,7 +550,7 @@ def read_whole(records_dir: Path, unsure: Unsure) -> Whole:
     if size > FULL_READ_MAX_BYTES and unsure.problems:
         raise RecordsError(unsure.problems)
     read = read_tables(records_dir)  # raises RecordsError unless the stream was wrong
-    return Whole(read.tables, read.sources)
+    return Whole(read.tables, read.sources, read.about)
 
 
 def _stream_bulk(path: Path, model: type[Record], shown: str) -> Iterator[pa.Table]:

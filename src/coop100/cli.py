@@ -11,6 +11,7 @@ import os
 import sys
 import tempfile
 from collections.abc import Sequence
+from importlib import resources
 from pathlib import Path
 from typing import NoReturn
 
@@ -18,6 +19,7 @@ import click
 
 from . import report, settings
 from .database import DatabaseError
+from .models import Slug
 from .package import (
     BuildDirError,
     PackageError,
@@ -27,6 +29,7 @@ from .package import (
 )
 from .pipeline import build as build_all
 from .problems import Problem, RecordsError
+from .records import EVENTS_DIR
 from .release import TAG_PREFIX as TAG
 from .site import settings as site_settings
 from .validate import check_checksums, validate_package
@@ -80,7 +83,7 @@ def _os_problem(exc: OSError) -> str:
 @click.group()
 @click.version_option(package_name="coop100")
 def cli() -> None:
-    """Build, check and serve the ILO COOP 100 data package."""
+    """Build, check and serve the data package."""
 
 
 def _build(root: Path) -> None:
@@ -128,6 +131,37 @@ def build(root: Path, format_: str) -> None:
     """
     _check_root(root)
     _build(root)
+
+
+@cli.command("new-event")
+@_root
+@click.argument("event_id")
+def new_event(root: Path, event_id: str) -> None:
+    """Start records/events/EVENT_ID.yaml from the template of an event file.
+
+    The template names every field an event, its participations, statements and
+    topic links take; fill in what a source states, delete what none does, then
+    `make build` and `make test`.
+
+    Example:
+
+        coop100 new-event my-event-2020
+    """
+    # Lazy, for start-up time: every other command would pay for pydantic's TypeAdapter.
+    from pydantic import TypeAdapter, ValidationError
+
+    try:
+        TypeAdapter(Slug).validate_python(event_id)
+    except ValidationError as exc:
+        message = exc.errors()[0]["msg"].removeprefix("Value error, ")
+        raise click.UsageError(f"EVENT_ID: {message}") from None
+    path = root / settings.RECORDS_DIR / EVENTS_DIR / f"{event_id}.yaml"
+    if path.exists():
+        raise click.ClickException(f"{path.relative_to(root)} exists already; edit it instead")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    template = resources.files("coop100").joinpath("templates/event.yaml").read_text("utf-8")
+    path.write_text(template.replace("EVENT_ID", event_id), encoding="utf-8")
+    _say(f"wrote {path.relative_to(root)}: fill it in, then make build")
 
 
 def _finish_publish(root: Path) -> None:

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 import pyarrow as pa
 
 from . import settings
+from .models import About
 from .release import Release, changes_markdown
 
 
@@ -29,9 +30,9 @@ class Document:
     description: str
     format: str
     mediatype: str
-    # Opens the document at a path for a release history; the build then feeds
-    # it every table a batch at a time and closes it.
-    open: Callable[[Path, list[Release]], DocumentFeed]
+    # Opens the document at a path for a release history and the package's words;
+    # the build then feeds it every table a batch at a time and closes it.
+    open: Callable[[Path, list[Release], About], DocumentFeed]
 
 
 class Feed(Protocol):
@@ -52,48 +53,59 @@ class DocumentFeed(Feed, Protocol):
 class _Text:
     """A document that needs the releases only, written when closed."""
 
-    def __init__(self, render: Callable[[list[Release]], str], path: Path, releases: list[Release]):
-        self.render, self.path, self.releases = render, path, releases
+    def __init__(
+        self,
+        render: Callable[[list[Release], About], str],
+        path: Path,
+        releases: list[Release],
+        about: About,
+    ):
+        self.render, self.path, self.releases, self.about = render, path, releases, about
         self.appending: Path | None = None  # written at once, on close
 
     def add(self, table: str, batch: pa.Table) -> None:
         pass
 
     def close(self) -> None:
-        self.path.write_bytes(self.render(self.releases).encode("utf-8"))
+        self.path.write_bytes(self.render(self.releases, self.about).encode("utf-8"))
 
 
-def _text(render: Callable[[list[Release]], str]) -> Callable[[Path, list[Release]], DocumentFeed]:
-    return lambda path, releases: _Text(render, path, releases)
+def _text(
+    render: Callable[[list[Release], About], str],
+) -> Callable[[Path, list[Release], About], DocumentFeed]:
+    return lambda path, releases, about: _Text(render, path, releases, about)
 
 
-def citation_cff(release: Release) -> str:
+CITATION_MESSAGE = "If you use this data, please cite it as below."
+
+
+def citation_cff(release: Release, about: About) -> str:
     """CITATION.cff (Citation File Format 1.2.0, type dataset) for this release."""
-    authors = [str(c["title"]) for c in settings.CONTRIBUTORS if "creator" in c["roles"]]
+    authors = [c.title for c in about.contributors if "creator" in c.roles]
 
     def text(value: str) -> str:
         # A JSON string is a YAML double-quoted scalar: no escaping rules of our own.
         return json.dumps(value, ensure_ascii=False)
 
     lines = [
-        "# Written by `coop100 build` from records/releases.json and settings.py; do not edit.",
+        "# Written by `coop100 build` from records/releases.json and package.yaml; do not edit.",
         "cff-version: 1.2.0",
-        f"message: {text(settings.CITATION_MESSAGE)}",
+        f"message: {text(CITATION_MESSAGE + ' ' + about.credit)}",
         "type: dataset",
-        f"title: {text(settings.PACKAGE_TITLE)}",
-        f"abstract: {text(settings.PACKAGE_DESCRIPTION)}",
+        f"title: {text(about.title)}",
+        f"abstract: {text(about.description)}",
         "authors:",
         *(f"  - name: {text(name)}" for name in authors),
         f"version: {text(release.version)}",
         f"date-released: {text(release.released)}",
-        f"license: {text(str(settings.DATA_LICENSE['name']))}",
+        f"license: {text(about.licenses[0].name)}",
         "keywords:",
-        *(f"  - {text(word)}" for word in settings.PACKAGE_KEYWORDS),
+        *(f"  - {text(word)}" for word in about.keywords),
     ]
     return "\n".join(lines) + "\n"
 
 
-def _popolo(path: Path, releases: list[Release]) -> DocumentFeed:
+def _popolo(path: Path, releases: list[Release], about: About) -> DocumentFeed:
     from .popolo import PopoloWriter
 
     return PopoloWriter(path)
@@ -118,7 +130,7 @@ DOCUMENTS: tuple[Document, ...] = (
         " and licence of this release.",
         "cff",
         "application/x-yaml",
-        _text(lambda releases: citation_cff(releases[0])),
+        _text(lambda releases, about: citation_cff(releases[0], about)),
     ),
     Document(
         settings.POPOLO_RESOURCE,
@@ -135,12 +147,12 @@ DOCUMENTS: tuple[Document, ...] = (
 )
 
 
-def open_documents(root: Path, releases: list[Release]) -> list[DocumentFeed]:
+def open_documents(root: Path, releases: list[Release], about: About) -> list[DocumentFeed]:
     """Open every document under root, to be fed the tables and closed."""
     feeds = []
     for document in DOCUMENTS:
         (root / document.path).parent.mkdir(parents=True, exist_ok=True)
-        feeds.append(document.open(root / document.path, releases))
+        feeds.append(document.open(root / document.path, releases, about))
     return feeds
 
 

@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .checks import Mask, repeated_keys, row_key
-from .models import MODEL_BY_TABLE, MODELS
+from .models import MODEL_BY_TABLE, MODELS, Sourced
 from .problems import Problem
 
 # Past this many problems from one rule, the rest are not listed.
@@ -33,6 +33,9 @@ PARENT_LINKS = (
     ("events", "event_id", "parent_event_id"),
 )
 ANSWER_RULE = "a statement may only answer an earlier statement of the same event"
+# The tables whose rows rest on a source, and whether such a row must name a
+# paragraph of a source that numbers them.
+SOURCED = tuple((m.table, m.paragraph_required) for m in MODELS if issubclass(m, Sourced))
 
 
 @dataclass
@@ -68,6 +71,7 @@ def check_tables(tables: dict[str, pa.Table], failed: Failed | None = None) -> l
     problems += _names(tables)
     problems += _participations(tables, keys)
     problems += _answers(tables)
+    problems += _paragraphs(tables, failed)
     return problems
 
 
@@ -266,6 +270,43 @@ def _participations(tables: dict[str, pa.Table], keys: dict[str, Mask]) -> list[
     ]
 
 
+def _paragraphs(tables: dict[str, pa.Table], failed: Failed) -> list[Problem]:
+    """A row cites a paragraph its source has, and must where the source numbers them."""
+    if "sources" in failed.unread:
+        return []
+    sources = tables["sources"]
+    problems = []
+    for table, required in SOURCED:
+        rows = tables[table]
+        at = pc.index_in(rows["source_id"], value_set=sources["source_id"])
+        known = pc.is_valid(at)  # an unknown source is reported as dangling
+        has = pc.take(sources["paragraphs"], at)
+        given = pc.is_valid(rows["paragraph"])
+        unnumbered = pc.and_(pc.and_(known, given), pc.is_null(has))
+        beyond = pc.fill_null(pc.greater(rows["paragraph"], has), False)
+        missing = pc.and_(pc.and_(known, pc.invert(given)), pc.is_valid(has))
+        wrong = pc.or_(unnumbered, beyond)
+        for row in _rows(pc.or_(wrong, missing) if required else wrong):
+            source = rows["source_id"][row].as_py()
+            count = has[row].as_py()
+            if count is None:
+                message = f"cites a paragraph of '{source}', which does not number its paragraphs"
+                hint = (
+                    f"give '{source}' its count of paragraphs in sources, or remove the paragraph"
+                )
+            elif not given[row].as_py():
+                message = f"a row resting on '{source}' must give its paragraph (1-{count})"
+                hint = ""
+            else:
+                paragraph = rows["paragraph"][row].as_py()
+                message = f"cites paragraph {paragraph} of '{source}', which has {count} paragraphs"
+                hint = f"cite one of 1-{count}"
+            problems.append(
+                Problem(table=table, row=row, field="paragraph", message=message, hint=hint)
+            )
+    return problems
+
+
 def _answers(tables: dict[str, pa.Table]) -> list[Problem]:
     """A statement answers only an earlier statement (in file order) of its own event.
 
@@ -372,6 +413,14 @@ join statements t on t.statement_id = s.responds_to_statement_id
 where t.rowid >= s.rowid or t.event_id != s.event_id
 limit 1""",
 }
+
+
+for _table, _required in SOURCED:
+    _missing = " or (t.paragraph is null and s.paragraphs is not null)" if _required else ""
+    BROKEN_QUERIES[f"paragraphs of {_table}"] = f"""
+select t.rowid from {_table} t join sources s on s.source_id = t.source_id
+where (t.paragraph is not null and (s.paragraphs is null or t.paragraph > s.paragraphs)){_missing}
+limit 1"""
 
 
 def broken_rules(conn: Any) -> list[str]:

@@ -37,7 +37,6 @@ from .checks import (
 
 MAX_TEXT = 2000
 MAX_NAME = 200
-S1_PARAGRAPHS = 8
 
 # ISO 3166-1 alpha-2, the 249 assigned codes (from tzdata's iso3166.tab, 2026):
 # two capital letters are not enough, UK and EU are the classic mistakes.
@@ -284,42 +283,12 @@ Url = Annotated[
     Field(max_length=500),
 ]
 WikidataId = Annotated[_Str, Check("a Wikidata item id", py=_wikidata, arrow=refuses(_WIKIDATA))]
-Paragraph = Annotated[StrictInt, Field(ge=1, le=S1_PARAGRAPHS)]
-
-PRIMARY_SOURCE = "s1"
+Paragraph = Annotated[StrictInt, Field(ge=1)]
 
 # -- rules between fields of one row ---------------------------------------------------
 #
 # Each is a RowCheck: the message the model gives (None: the row passes) and the
 # Arrow mask of the rows it refuses, side by side.
-
-
-def _s1_paragraph_missing(row: Any) -> str | None:
-    if row.source_id == PRIMARY_SOURCE and row.paragraph is None:
-        return "a row resting on s1 must give its S1 paragraph (1-8)"
-    return None
-
-
-def _paragraph_not_s1(row: Any) -> str | None:
-    if row.source_id != PRIMARY_SOURCE and row.paragraph is not None:
-        return f"only rows resting on s1 have a paragraph, not {row.source_id!r}"
-    return None
-
-
-def _is_s1(t: pa.Table) -> Mask:
-    return pc.equal(t["source_id"], PRIMARY_SOURCE)
-
-
-_S1_NEEDS_PARAGRAPH = RowCheck(
-    "paragraph",
-    _s1_paragraph_missing,
-    lambda t: pc.and_(_is_s1(t), pc.is_null(t["paragraph"])),
-)
-_ONLY_S1_HAS_PARAGRAPH = RowCheck(
-    "paragraph",
-    _paragraph_not_s1,
-    lambda t: pc.and_(pc.invert(_is_s1(t)), pc.is_valid(t["paragraph"])),
-)
 
 
 _NOT_OWN_PARENT = differ(
@@ -381,6 +350,8 @@ class EventType(StrEnum):
     PROGRAMME = "programme"
     WEBINAR = "webinar"
     SYMPOSIUM = "symposium"
+    SESSION = "session"
+    INTERVIEW = "interview"
 
 
 class Mode(StrEnum):
@@ -397,6 +368,13 @@ class OrganisationType(StrEnum):
     UNIVERSITY = "university"
     GOVERNMENT_MINISTRY = "government-ministry"
     NETWORK = "network"
+    BRANCH = "branch"
+    COOPERATIVE = "cooperative"
+    FEDERATION = "federation"
+    COMPANY = "company"
+    NGO = "ngo"
+    RESEARCH_INSTITUTE = "research-institute"
+    TRADE_UNION = "trade-union"
 
 
 class SourceKind(StrEnum):
@@ -406,11 +384,20 @@ class SourceKind(StrEnum):
     INTERVIEW = "interview"
     WEB_PAGE = "web-page"
     KNOWLEDGE_BASE = "knowledge-base"
+    EVENT_PAGE = "event-page"
+    SPEECH = "speech"
 
 
 class Role(StrEnum):
     FACILITATOR = "facilitator"
     SPEAKER = "speaker"
+    MODERATOR = "moderator"
+    CHAIR = "chair"
+    DISCUSSANT = "discussant"
+    AUTHOR = "author"
+    INTERVIEWEE = "interviewee"
+    INTERVIEWER = "interviewer"
+    WELCOME = "welcome"
 
 
 class StatementType(StrEnum):
@@ -420,11 +407,15 @@ class StatementType(StrEnum):
     CALL_TO_ACTION = "call-to-action"
     AGREEMENT = "agreement"
     EDITORIAL = "editorial"
+    WELCOME = "welcome"
+    ANSWER = "answer"
 
 
 class Honorific(StrEnum):
     MS = "Ms"
     MR = "Mr"
+    DR = "Dr"
+    PROF = "Prof"
 
 
 # -- models --------------------------------------------------------------------
@@ -458,19 +449,25 @@ class Record(BaseModel):
 
 
 class Sourced(Record):
-    # Rows drawn from S1's text must say which paragraph; a row resting on S1's
-    # byline (an organisation, its publisher) has none to give.
+    """A row that rests on a source, and on one of its paragraphs where they are numbered.
+
+    The rules between a row and its source (integrity.py) judge the paragraph: a
+    source that numbers its paragraphs (sources.paragraphs) must be cited to one of
+    them, and no other source can be.
+    """
+
+    # Whether a row resting on a source that numbers its paragraphs must name one:
+    # an organisation may rest on a document's byline, which is no paragraph.
+    paragraph_required: ClassVar[bool] = True
 
     source_id: Slug = Field(description="The source this row rests on (sources.source_id)")
     paragraph: Paragraph | None = Field(
         default=None,
         description=(
-            "Paragraph of S1 (1-8, counting non-empty lines) this row rests on; "
-            "empty when the source is not S1"
+            "Paragraph of the source this row rests on (see sources.paragraphs); "
+            "empty when the source does not number its paragraphs"
         ),
     )
-
-    row_checks: ClassVar[tuple[RowCheck, ...]] = (_S1_NEEDS_PARAGRAPH, _ONLY_S1_HAS_PARAGRAPH)
 
 
 class Source(Record):
@@ -479,14 +476,14 @@ class Source(Record):
     table = "sources"
     table_title = "Sources"
     table_description = (
-        "The documents every row rests on: S1, the news post the package publishes, "
-        "and the ILO pages that corroborate or correct it."
+        "The documents every row rests on, each with where it is published and, "
+        "where rows cite it by paragraph, how many paragraphs its text has."
     )
     primary_key = ("source_id",)
     foreign_keys = {"publisher_organisation_id": ("organisations", "organisation_id")}
 
-    source_id: Slug = Field(description="Stable identifier: s1 is the primary text")
-    label: Name = Field(description="Short label used in the project: S1 to S6, or Wikidata")
+    source_id: Slug = Field(description="Stable identifier")
+    label: Name = Field(description="Short label to cite the source by")
     title: Name = Field(description="Title of the document as published, or a description")
     publisher: Name = Field(description="Who published the document")
     publisher_organisation_id: Slug | None = Field(
@@ -498,7 +495,15 @@ class Source(Record):
     )
     kind: SourceKind = Field(description="What kind of document it is")
     language: Annotated[_Str, Field(pattern=r"^[a-z]{2}$")] = Field(
-        description="Language of the document, ISO 639-1"
+        description="Language of the document's text, ISO 639-1"
+    )
+    paragraphs: StrictInt | None = Field(
+        default=None,
+        ge=1,
+        description=(
+            "How many numbered paragraphs its text has (its non-empty lines after the "
+            "title, counted from 1), when rows cite it by paragraph; empty otherwise"
+        ),
     )
     note: Text | None = Field(default=None, description="What the source covers, in our words")
 
@@ -509,11 +514,12 @@ class Organisation(Sourced):
     table = "organisations"
     table_title = "Organisations"
     table_description = (
-        "Organisations the speakers belonged to or that published a source, "
-        "with the ILO's own units linked to their parent."
+        "Organisations the people belonged to, that organised an event or that "
+        "published a source, each unit linked to the organisation it is part of."
     )
     primary_key = ("organisation_id",)
-    row_checks = (_ONLY_S1_HAS_PARAGRAPH, _NOT_OWN_PARENT)
+    paragraph_required = False
+    row_checks = (_NOT_OWN_PARENT,)
     foreign_keys = {
         "parent_organisation_id": ("organisations", "organisation_id"),
         "source_id": ("sources", "source_id"),
@@ -543,16 +549,19 @@ class Organisation(Sourced):
 
 
 class Person(Sourced):
-    """A person named in S1 (one row of `people`)."""
+    """A person who took part in an event or holds a role a source names (one row of `people`)."""
 
     table = "people"
     table_title = "People"
-    table_description = "Everyone S1 names as taking part, under the name the organiser uses."
+    table_description = (
+        "Everyone who took part in an event or holds a role a source names, "
+        "once each, under the name the organiser uses."
+    )
     primary_key = ("person_id",)
     foreign_keys = {"source_id": ("sources", "source_id")}
 
     person_id: Slug = Field(description="Stable identifier")
-    name: Name = Field(description="Full name as the organiser (the ILO) spells it")
+    name: Name = Field(description="Full name as the organiser of their events spells it")
     sort_name: Name = Field(description="Family name first, for sorting")
     honorific: Honorific | None = Field(
         default=None, description="Form of address the organiser uses (Ms, Mr)"
@@ -630,7 +639,7 @@ class Event(Sourced):
     table = "events"
     table_title = "Events"
     table_description = (
-        "The launch webinar of 23 March 2020 and the ILO COOP 100 programme it opened."
+        "Every event, each part of the programme, symposium or series it belongs to."
     )
     primary_key = ("event_id",)
     foreign_keys = {
@@ -656,12 +665,14 @@ class Event(Sourced):
     occasion: Text | None = Field(default=None, description="What the event marks")
     occasion_date: IsoDate | None = Field(default=None, description="Date of what it marks")
     attendance_summary: StrictInt | None = Field(
-        default=None, ge=0, description="Participants per S2's summary line (a lower bound: 'over')"
+        default=None,
+        ge=0,
+        description="Participants per the summary of the source (a lower bound: 'over')",
     )
     attendance_body: StrictInt | None = Field(
         default=None,
         ge=0,
-        description="Participants per S2's body text (a lower bound: 'more than')",
+        description="Participants per the body of the source (a lower bound: 'more than')",
     )
     countries: StrictInt | None = Field(
         default=None,
@@ -693,7 +704,11 @@ class Participation(Sourced):
     person_id: Slug = Field(description="Who took part")
     event_id: Slug = Field(description="In which event")
     role: Role = Field(description="Their role at the event")
-    speaking_order: StrictInt = Field(ge=1, description="Order of speaking as S1 reports it")
+    speaking_order: StrictInt | None = Field(
+        default=None,
+        ge=1,
+        description="Order of speaking at the event as the row's source lists it; empty if none",
+    )
     affiliation_id: Slug | None = Field(
         default=None, description="The preferred affiliation they spoke in"
     )
@@ -701,13 +716,13 @@ class Participation(Sourced):
 
 
 class Statement(Sourced):
-    """One thing a speaker said, as S1 reports it (one row of `statements`)."""
+    """One thing a speaker said, as a source reports it (one row of `statements`)."""
 
     table = "statements"
     table_title = "Statements"
     table_description = (
-        "Each distinct thing S1 reports a speaker saying, in our own short wording, "
-        "and S1's closing remark attributed to its publisher."
+        "Each distinct thing a source reports a speaker saying, one claim a row, in "
+        "our own short wording; a remark of a source's publisher is the organisation's."
     )
     primary_key = ("statement_id",)
     foreign_keys = {
@@ -777,3 +792,48 @@ MODELS: tuple[type[Record], ...] = (
     StatementTopic,
 )
 MODEL_BY_TABLE: dict[str, type[Record]] = {m.table: m for m in MODELS}
+
+
+# -- the package's own words (records/package.yaml) ------------------------------------
+
+
+class _Words(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class License(_Words):
+    """A licence as Data Package v2 names it."""
+
+    name: Name = Field(description="SPDX identifier")
+    path: Url = Field(description="Where its text is")
+    title: Name = Field(description="What it covers, for a reader")
+
+
+class Contributor(_Words):
+    """Someone credited in the descriptor and the citation."""
+
+    title: Name = Field(description="Name of the person or group")
+    roles: list[Name] = Field(description="Data Package roles: creator, curator, publisher…")
+
+
+class Agent(_Words):
+    """Who publishes the package, or whom to contact about it."""
+
+    name: Name = Field(description="Name of the person or organisation")
+    url: Url | None = Field(default=None, description="Their web address, if any")
+    email: Name | None = Field(default=None, description="Their e-mail address, if any")
+
+
+class About(_Words):
+    """What the package says of itself: records/package.yaml, the only copy of these words."""
+
+    name: Slug = Field(description="The package's name: lower-case words joined by hyphens")
+    title: Name = Field(description="Its title")
+    description: Text = Field(description="What it holds, in a few sentences")
+    homepage: Url = Field(description="Where to read about it")
+    keywords: list[Name] = Field(description="Words a catalogue finds it by")
+    licenses: list[License] = Field(description="The data's licence first, then the code's")
+    contributors: list[Contributor] = Field(description="Who made it")
+    publisher: Agent = Field(description="Who publishes it")
+    contact: Agent | None = Field(default=None, description="Whom to ask about it, if anyone")
+    credit: Text = Field(description="Whom else to credit when citing it, in a sentence")

@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 from . import settings
 from .background import fsync
 from .documents import Feed, document_paths, document_resources, open_documents
-from .models import MODELS, Record, Source
+from .models import MODELS, About, Record, Source
 from .problems import Problem
 from .release import Release, read_releases
 from .tables import arrow_schema, table_schema
@@ -57,13 +57,17 @@ def _csv_schema(schema: pa.Schema) -> pa.Schema:
     )
 
 
-def parquet_metadata(schema: dict[str, Any], version: str) -> dict[str, str]:
-    """The key-value metadata every published Parquet file carries."""
+def parquet_metadata(schema: dict[str, Any], about: About) -> dict[str, str]:
+    """The key-value metadata every published Parquet file carries.
+
+    Not the package's version: a file then changes only when its table does, so a
+    release that adds one event rewrites the files of the tables it adds rows to,
+    not all of them. The version is in datapackage.json, beside every file's hash.
+    """
     return {
         "table_schema": json.dumps(schema, ensure_ascii=False),
-        "package_name": settings.PACKAGE_NAME,
-        "package_version": version,
-        "license": str(settings.DATA_LICENSE["name"]),
+        "package_name": about.name,
+        "license": about.licenses[0].name,
     }
 
 
@@ -76,7 +80,7 @@ class TableWriter:
     So a table's memory is at most one row group, however many rows it has.
     """
 
-    def __init__(self, root: Path, model: type[Record], version: str) -> None:
+    def __init__(self, root: Path, model: type[Record], about: About) -> None:
         # The files written, relative to root: the schema at once, the others on close.
         self.schema_path = f"{settings.SCHEMAS_DIR}/{model.table}.json"
         self.paths = (
@@ -92,7 +96,7 @@ class TableWriter:
             self._csv_schema,
             write_options=CSV_OPTIONS,
         )
-        self._schema = arrow.with_metadata(parquet_metadata(schema, version))
+        self._schema = arrow.with_metadata(parquet_metadata(schema, about))
         self._parquet = pq.ParquetWriter(
             root / self.paths[1],
             self._schema,
@@ -129,7 +133,7 @@ class TableWriter:
         self._parquet.close()
 
 
-def descriptor(root: Path, sources: list[Source], release: Release) -> dict[str, Any]:
+def descriptor(root: Path, sources: list[Source], release: Release, about: About) -> dict[str, Any]:
     """The Data Package (v2) descriptor for the files already written under root."""
     resources = []
     for model in MODELS:
@@ -163,15 +167,16 @@ def descriptor(root: Path, sources: list[Source], release: Release) -> dict[str,
     resources += document_resources(root)
     return {
         "$schema": settings.DATA_PACKAGE_PROFILE,
-        "name": settings.PACKAGE_NAME,
-        "title": settings.PACKAGE_TITLE,
-        "description": settings.PACKAGE_DESCRIPTION,
+        "name": about.name,
+        "title": about.title,
+        "description": about.description,
         "version": release.version,
         "coop100:released": release.released,
-        "homepage": settings.PACKAGE_HOMEPAGE,
-        "keywords": settings.PACKAGE_KEYWORDS,
-        "licenses": [settings.DATA_LICENSE, settings.CODE_LICENSE],
-        "contributors": settings.CONTRIBUTORS,
+        "coop100:credit": about.credit,
+        "homepage": about.homepage,
+        "keywords": about.keywords,
+        "licenses": [license.model_dump() for license in about.licenses],
+        "contributors": [contributor.model_dump() for contributor in about.contributors],
         "sources": [
             {"title": f"{s.label}: {s.title}", **({"path": s.url} if s.url else {})}
             for s in sources
@@ -184,6 +189,7 @@ class Rows(Protocol):
     """The records to publish: the sources, and each table's rows a batch at a time."""
 
     sources: list[Source]
+    about: About
 
     def size(self) -> int: ...
 
@@ -230,12 +236,12 @@ def write_package_files(
     """
     for sub in (settings.CSV_DIR, settings.PARQUET_DIR, settings.SCHEMAS_DIR):
         (root / sub).mkdir(parents=True, exist_ok=True)
-    documents = open_documents(root, releases)
+    documents = open_documents(root, releases, rows.about)
     for path, document in zip(document_paths(), documents, strict=True):
         if document.appending:
             written.follow(path, document.appending)
     for model in MODELS:
-        writer = TableWriter(root, model, releases[0].version)
+        writer = TableWriter(root, model, rows.about)
         written.add(writer.schema_path)
         for path in writer.paths:
             written.follow(path, root / path)
@@ -253,7 +259,7 @@ def write_package_files(
     for path in document_paths():
         written.add(path)
     (root / settings.DESCRIPTOR).write_bytes(
-        _json_bytes(descriptor(root, rows.sources, releases[0]))
+        _json_bytes(descriptor(root, rows.sources, releases[0], rows.about))
     )
     written.add(settings.DESCRIPTOR)
 
@@ -293,7 +299,9 @@ def write_whole(records_dir: Path, root: Path) -> None:
     from .bulk import Whole, read_tables  # bulk imports records; keep package importable alone
 
     read = read_tables(records_dir)
-    write_package_files(Whole(read.tables, read.sources), root, read_releases(records_dir))
+    write_package_files(
+        Whole(read.tables, read.sources, read.about), root, read_releases(records_dir)
+    )
 
 
 # -- publishing: all files or none ----------------------------------------------------

@@ -13,7 +13,7 @@ and what they said that EveryPolitician, SayIt and django-popolo read. The mappi
 - speeches from `statements`: `creator_id` (the speaker), `event_id`, `position`
   (the statement's order within its event, from 1) and `type`.
 
-Every object carries its `sources` (the source's address and label, and the S1
+Every object carries its `sources` (the source's address and label, and the
 paragraph). Dates with a time are left out: the sources give no time zone, and
 Popolo's times need one.
 """

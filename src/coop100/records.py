@@ -1,4 +1,11 @@
-"""Read records/*.yaml into validated models: the YAML reader of the records.
+"""Read records/ into validated models: the YAML reader of the records.
+
+The records are laid out the way people add data: the package's own words in
+records/package.yaml; registries in which each source, organisation, person
+(with their spellings and roles) and topic stands once, however many events
+they belong to; and one file per event under records/events/, holding the event,
+its parts (sessions, interviews), who took part, what was said and its topics.
+Adding an event is one new file, plus registry rows for whom it is the first.
 
 Each record is validated by its model (models.py) as it is read, and every problem
 is reported at its `file:line:column`. The rules across records (integrity.py)
@@ -21,22 +28,26 @@ from pydantic import ValidationError
 
 from . import inputs
 from .integrity import Failed, check_tables, place, suggest
-from .models import MODEL_BY_TABLE, MODELS, S1_PARAGRAPHS, Record
+from .models import MODEL_BY_TABLE, MODELS, About, Record
 from .problems import Problem, RecordsError
 from .tables import to_arrow
 
-# Which tables each records file may hold.
+# The package's own words (models.About).
+PACKAGE_FILE = "package.yaml"
+# The registries, and which tables each may hold.
 RECORD_FILES: dict[str, tuple[str, ...]] = {
     "sources.yaml": ("sources",),
     "organisations.yaml": ("organisations",),
-    "people.yaml": ("people", "person_names"),
-    "affiliations.yaml": ("affiliations",),
-    "events.yaml": ("events",),
-    "participations.yaml": ("participations",),
-    "statements.yaml": ("statements",),
-    "topics.yaml": ("topics", "statement_topics"),
+    "people.yaml": ("people", "person_names", "affiliations"),
+    "topics.yaml": ("topics",),
 }
-FILE_OF_TABLE = {table: name for name, tables in RECORD_FILES.items() for table in tables}
+# One file per event, named after it: records/events/<event_id>.yaml.
+EVENTS_DIR = "events"
+EVENT_TABLES = ("events", "participations", "statements", "statement_topics")
+EVENT_FILE = f"{EVENTS_DIR}/<event_id>.yaml"
+FILE_OF_TABLE = {table: name for name, tables in RECORD_FILES.items() for table in tables} | {
+    table: EVENT_FILE for table in EVENT_TABLES
+}
 
 
 @dataclass
@@ -55,9 +66,10 @@ class Located:
 
 @dataclass
 class Records:
-    """Every validated record, table by table, in file order."""
+    """Every validated record, table by table, in file order, and the package's words."""
 
     tables: dict[str, list[Located]]
+    about: About | None = None
     # Rows that failed their model and tables whose file could not be read: the
     # checks across records treat what they may hold as present, so one mistake
     # is reported once, not again at every row that refers to it.
@@ -248,10 +260,11 @@ def _record_id(model: type[Record], data: Any) -> str:
 
 
 def _model_problems(
-    exc: ValidationError, model: type[Record], data: _Mapping, shown: str
+    exc: ValidationError, model: type[Record] | type[About], data: _Mapping, shown: str
 ) -> list[Problem]:
     problems = []
-    rid = _record_id(model, data)
+    table = model.table if issubclass(model, Record) else ""
+    rid = _record_id(model, data) if issubclass(model, Record) else ""
     for err in exc.errors():
         name = str(err["loc"][0]) if err["loc"] else ""
         message = err["msg"].removeprefix("Value error, ")
@@ -260,7 +273,9 @@ def _model_problems(
         if err["type"] == "missing":
             message = "is required but missing"
         elif err["type"] == "extra_forbidden":
-            message = f"is not a field of {model.table}" + _suggest(name, model.model_fields)
+            message = f"is not a field of {table or 'the package'}" + _suggest(
+                name, model.model_fields
+            )
         elif err["type"] in ("enum", "literal_error"):
             message = f"{err['input']!r} is not allowed: {err['msg'].split('Input should be ')[-1]}"
         elif err["type"] in ("int_type", "int_parsing", "int_from_float"):
@@ -277,10 +292,8 @@ def _model_problems(
             ctx = err.get("ctx", {})
             bound = f"at least {ctx['ge']}" if "ge" in ctx else f"at most {ctx['le']}"
             message = f"{err['input']!r} is out of range: must be {bound}"
-            if name == "paragraph":
-                message += f" (S1 has {S1_PARAGRAPHS} paragraphs)"
         line, column = data.key_marks.get(name, (data.line, data.column))
-        problems.append(Problem(shown, line, column, model.table, rid, name, message))
+        problems.append(Problem(shown, line, column, table, rid, name, message))
     return problems
 
 
@@ -304,42 +317,104 @@ def read_records(records_dir: Path) -> tuple[Records, list[Problem]]:
     The checks across records are the caller's (Records.check_across), so a
     caller with more records (bulk.read_tables) runs them over all at once.
     """
-    records = Records({m.table: [] for m in MODELS}, {m.table: [] for m in MODELS})
+    records = Records({m.table: [] for m in MODELS}, None, {m.table: [] for m in MODELS})
     base = records_dir.parent
     problems = []
-    for name, tables in RECORD_FILES.items():
+    for name, tables in [*RECORD_FILES.items(), (PACKAGE_FILE, ())]:
         if not os.path.lexists(records_dir / name):  # one that is not a file: see _read_yaml
             problems.append(Problem(_show(records_dir / name, base), message="is missing"))
             records.unread.update(tables)
     for path in sorted(records_dir.glob("*.yaml")) + sorted(records_dir.glob("*.yml")):
-        problems += _read_file(path, _show(path, base), records)
+        if path.name == PACKAGE_FILE:
+            records.about, read = _read_about(path, _show(path, base))
+            problems += read
+        else:
+            problems += _read_file(path, _show(path, base), records, RECORD_FILES.get(path.name))
+    events = records_dir / EVENTS_DIR
+    # By event id, so an event comes before the parts named after it (its-id-part).
+    found = [*events.glob("*.yaml"), *events.glob("*.yml")] if events.is_dir() else []
+    paths = sorted(found, key=lambda p: (p.stem, p.suffix))
+    if not paths:
+        message = f"holds no event; add one file per event, {EVENT_FILE}"
+        problems.append(Problem(_show(events, base), message=message))
+        records.unread.update(EVENT_TABLES)
+    for path in paths:
+        problems += _read_file(path, _show(path, base), records, EVENT_TABLES)
     return records, problems
 
 
-def _read_file(path: Path, shown: str, records: Records) -> list[Problem]:
-    if path.name not in RECORD_FILES:
-        expected = ", ".join(RECORD_FILES) + _suggest(path.name, RECORD_FILES)
-        return [Problem(shown, message=f"is not a records file; expected one of {expected}")]
+def read_about(records_dir: Path) -> About:
+    """The package's own words, from records/package.yaml; raise RecordsError if they are wrong."""
+    about, problems = _read_about(
+        records_dir / PACKAGE_FILE, _show(records_dir / PACKAGE_FILE, records_dir.parent)
+    )
+    if about is None:
+        raise RecordsError(problems)
+    return about
+
+
+def _read_about(path: Path, shown: str) -> tuple[About | None, list[Problem]]:
+    data, problems = _read_yaml(path, shown)
+    if not problems and not isinstance(data, _Mapping):
+        problems = [Problem(shown, 1, 1, message="must be a mapping of the package's fields")]
+    if problems:
+        return None, problems
+    try:
+        return About.model_validate(data), []
+    except ValidationError as exc:
+        return None, _model_problems(exc, About, data, shown)
+
+
+def _read_file(
+    path: Path, shown: str, records: Records, allowed: tuple[str, ...] | None
+) -> list[Problem]:
+    if allowed is None:
+        names = [*RECORD_FILES, PACKAGE_FILE]
+        expected = ", ".join(names) + f" or records/{EVENT_FILE}" + _suggest(path.name, names)
+        message = f"is not a records file; expected one of {expected}"
+        return [Problem(shown, message=message)]
     data, problems = _read_yaml(path, shown)
     if not problems and not isinstance(data, _Mapping):
         message = "must be a mapping of table name to a list of records"
         problems = [Problem(shown, 1, 1, message=message)]
     if problems:
-        records.unread.update(RECORD_FILES[path.name])
+        records.unread.update(allowed)
         return problems
     for table, rows in data.items():
-        problems += _read_table(table, rows, path.name, data.key_marks[table], shown, records)
+        problems += _read_table(table, rows, allowed, data.key_marks[table], shown, records)
+    if allowed is EVENT_TABLES and not problems:
+        problems += _names_its_event(path, shown, data)
     return problems
 
 
+def _names_its_event(path: Path, shown: str, data: _Mapping) -> list[Problem]:
+    """An event file is named after the event it holds, so its name finds it.
+
+    A file that holds no event row (its rows are in records/bulk/) is not judged.
+    """
+    events = data.get("events")
+    ids = [row.get("event_id") for row in events or [] if isinstance(row, dict)]
+    if not ids or path.stem in ids:
+        return []
+    mark = data.key_marks.get("events", (1, 1))
+    held = ", ".join(map(repr, ids))
+    message = f"an event file holds the event it is named after, '{path.stem}'; it holds {held}"
+    return [Problem(shown, *mark, message=message)]
+
+
 def _read_table(
-    table: str, rows: Any, file: str, mark: tuple[int, int], shown: str, records: Records
+    table: str,
+    rows: Any,
+    allowed: tuple[str, ...],
+    mark: tuple[int, int],
+    shown: str,
+    records: Records,
 ) -> list[Problem]:
-    if table not in RECORD_FILES[file]:
+    if table not in allowed:
         if table in FILE_OF_TABLE:
             hint = f"{table} belong in records/{FILE_OF_TABLE[table]}"
         else:
-            hint = "expected " + ", ".join(RECORD_FILES[file]) + _suggest(table, MODEL_BY_TABLE)
+            hint = "expected " + ", ".join(allowed) + _suggest(table, MODEL_BY_TABLE)
         return [Problem(shown, *mark, message=f"unknown top-level key '{table}': {hint}")]
     if not isinstance(rows, list):
         records.unread.add(table)

@@ -28,6 +28,7 @@ from .problems import Problem, RecordsError
 
 if TYPE_CHECKING:
     from .diff import PackageDiff, SchemaChange
+    from .models import About
 
 _VERSION = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -152,10 +153,10 @@ def _is_date(text: str) -> bool:
     return True
 
 
-def changes_markdown(releases: list[Release]) -> str:
+def changes_markdown(releases: list[Release], about: About) -> str:
     """CHANGES.md: every release's notes, newest first."""
     lines = [
-        f"# Changes to {settings.PACKAGE_NAME}",
+        f"# Changes to {about.name}",
         "",
         "Each version follows the Data Package Version recipe"
         " (<https://datapackage.org/recipes/data-package-version/>): MAJOR when a field is"

@@ -4,38 +4,10 @@ from __future__ import annotations
 
 # -- package -------------------------------------------------------------------
 
-PACKAGE_NAME = "ilo-coop-100"
-# The version and release date are not here: they are the first entry of
-# records/releases.json, which `coop100 release` writes (see release.py).
-PACKAGE_TITLE = "ILO COOP 100: the launch webinar of 23 March 2020"
-PACKAGE_DESCRIPTION = (
-    "On 23 March 2020 the ILO's Cooperatives Unit opened its centenary year with a "
-    "webinar. This package records the event, the people who spoke, the organisations "
-    "they belonged to and what each of them said, every row tied to its source. "
-    "Where the sources disagree, both claims are kept and one is marked preferred."
-)
-PACKAGE_HOMEPAGE = (
-    "https://www.ilo.org/global/topics/cooperatives/news/WCMS_739649/lang--en/index.htm"
-)
-PACKAGE_KEYWORDS = [
-    "cooperatives",
-    "social and solidarity economy",
-    "International Labour Organization",
-    "ILO COOP 100",
-    "webinar",
-    "decent work",
-]
-DATA_LICENSE = {
-    "name": "CC-BY-4.0",
-    "path": "https://creativecommons.org/licenses/by/4.0/",
-    "title": "Creative Commons Attribution 4.0 (the data)",
-}
-CODE_LICENSE = {
-    "name": "MIT",
-    "path": "https://opensource.org/license/mit",
-    "title": "MIT License (the code that builds the data)",
-}
-CONTRIBUTORS = [{"title": "coop100 contributors", "roles": ["creator", "curator"]}]
+# The package's own words (name, title, description, keywords, licences, publisher,
+# contact, whom else to credit) are records/package.yaml's, read as models.About. The
+# version and release date are the first entry of records/releases.json, which
+# `coop100 release` writes (see release.py).
 
 DATA_PACKAGE_PROFILE = "https://datapackage.org/profiles/2.0/datapackage.json"
 
@@ -46,10 +18,6 @@ CHANGES_FILE = "CHANGES.md"  # the release notes, published with the package
 CHANGES_RESOURCE = "changes"  # its resource name in datapackage.json
 CITATION_FILE = "CITATION.cff"  # Citation File Format, written from the releases
 CITATION_RESOURCE = "citation"
-CITATION_MESSAGE = (
-    "If you use this data, please cite it as below, and credit the ILO and ESS Forum"
-    " International as the original publishers of the facts."
-)
 POPOLO_FILE = "build/popolo/popolo.json"  # the tables as Popolo JSON (popolo.py)
 POPOLO_RESOURCE = "popolo"
 # Written from the tables: it changes when they do, and their changes say how.

@@ -176,7 +176,8 @@ def _events(db_path: Path) -> tuple[list[dict[str, Any]], str]:
         for row in rows:
             performers = db.execute(
                 "select p.name from participations pa join people p using (person_id)"
-                " where pa.event_id = ? order by pa.speaking_order, pa.rowid limit ?",
+                " where pa.event_id = ?"
+                " order by pa.speaking_order is null, pa.speaking_order, pa.rowid limit ?",
                 [row["event_id"], settings.JSONLD_MAX_PERFORMERS],
             ).fetchall()
             event: dict[str, Any] = {

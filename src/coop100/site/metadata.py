@@ -134,6 +134,7 @@ def release_metadata(package_path: Path, descriptor: dict[str, Any]) -> dict[str
         # APA's pattern for a data set; the page adds its own address.
         "citation": f"{', '.join(creators)} ({released[:4]}). {descriptor.get('title', '')}"
         f" (Version {version}) [Data set].",
+        "credit": descriptor.get("coop100:credit", ""),
         "citation_url": f"/{settings.DOWNLOADS_MOUNT}/{citation['path']}" if citation else "",
         "heading": heading,
         "notes_html": renderer.render(body),

@@ -93,8 +93,8 @@ class _Reader:
 # -- statements, shared by every page that lists them -----------------------------
 
 # A statement with its speaker (a person, or an organisation for an editorial
-# remark) and its event; `position` is its place in the package's order (the
-# order S1 reports them), which pages and cursors follow.
+# remark) and its event; `position` is its place in the package's order (each
+# event's statements in the order its source reports them), which pages and cursors follow.
 _STATEMENT = """
 select
   s.rowid as position, s.statement_id, s.event_id, s.person_id, s.organisation_id,
@@ -445,7 +445,8 @@ def event_page(reader: _Reader, event_id: str, request: Any) -> Row:
         "and +s.person_id = pa.person_id) as statements "
         "from participations pa join people p on p.person_id = pa.person_id "
         "left join affiliations a on a.affiliation_id = pa.affiliation_id "
-        "where pa.event_id = ? order by pa.speaking_order, pa.participation_id",
+        "where pa.event_id = ? "
+        "order by pa.speaking_order is null, pa.speaking_order, pa.participation_id",
         [event_id],
     )
     reader.cited.update(r["capacity_source_id"] for r in programme if r["capacity_source_id"])

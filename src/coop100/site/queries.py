@@ -73,7 +73,7 @@ order by t.label, t.topic_id, e.start_date, e.event_id,
         "title": "The organisation tree",
         "description": (
             "Every organisation under the one it is part of, with its full path from "
-            "the top (for the ILO: organisation, department, unit)."
+            "the top (for example: organisation, department, unit)."
         ),
         "sql": """
 with recursive tree(organisation_id, name, type, depth, path) as (
@@ -145,13 +145,15 @@ select * from (
 """,
     },
     "speaking_order": {
-        "title": "Speaking order of the webinar",
+        "title": "Speaking order of an event",
         "description": (
-            "Who spoke when at the launch webinar, as S1 reports it, with how many "
-            "statements the package records for each."
+            "Who spoke when at an event (give its id or name; empty: every event), in the "
+            "order the participation's source lists them, with how many statements the "
+            "package records for each."
         ),
         "sql": """
 select
+  e.name as event,
   pa.speaking_order,
   p.name as person,
   pa.role,
@@ -163,8 +165,9 @@ select
 from events e
 cross join participations pa on pa.event_id = e.event_id
 join people p on p.person_id = pa.person_id
-where e.type = 'webinar'
-order by e.start_date, pa.speaking_order
+where :event = '' or e.event_id = :event or e.name = :event collate nocase
+order by e.start_date, e.event_id, pa.speaking_order is null, pa.speaking_order,
+  pa.participation_id
 """,
     },
 }
