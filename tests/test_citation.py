@@ -14,6 +14,7 @@ from coop100.records import read_about
 from coop100.release import read_releases
 
 from .conftest import RECORDS, ROOT
+from .site_fixtures import fixture_package
 
 CFF_SCHEMA = Path(__file__).parent / "cff-schema" / "schema.json"
 
@@ -57,8 +58,9 @@ def test_landing_page_says_how_to_cite(client) -> None:
     page = client.get("/").text
     assert '<h2 id="how-to-cite">How to cite</h2>' in page
     assert (
-        f"coop100 contributors ({latest.released[:4]}). {read_about(ROOT / 'records').title}"
+        f"coop100 contributors ({latest.released[:4]}). {read_about(RECORDS).title}"
         f" (Version {latest.version}) [Data set]. http://localhost/"
     ) in page
     assert '<a href="/data/CITATION.cff" download>CITATION.cff</a>' in page
-    assert client.get("/data/CITATION.cff").text == (ROOT / "CITATION.cff").read_text()
+    published = (fixture_package() / "CITATION.cff").read_text()
+    assert client.get("/data/CITATION.cff").text == published

@@ -185,9 +185,11 @@ def test_the_webinar_as_published(records: Records) -> None:
     assert webinar.time_zone is None  # type: ignore[attr-defined]
 
 
-def test_readme_row_counts_match_the_package(records: Records) -> None:
+def test_readme_describes_every_table() -> None:
+    """Every table is in the README's table of tables, in publication order (the counts
+    are the landing page's and the descriptor's, so adding rows changes no prose)."""
     import re
 
     readme = (ROOT / "README.md").read_text()
-    counted = dict(re.findall(r"^\| `(\w+)` \| (\d+) \|", readme, flags=re.M))
-    assert counted == {m.table: str(len(records.rows(m.table))) for m in MODELS}
+    listed = re.findall(r"^\| `(\w+)` \| ", readme, flags=re.M)
+    assert listed[: len(MODELS)] == [m.table for m in MODELS]

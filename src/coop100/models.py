@@ -548,6 +548,35 @@ class Organisation(Sourced):
     note: Text | None = Field(default=None, description="Anything a reader should know")
 
 
+class OrganisationName(Sourced):
+    """A name an organisation was known by, with when (one row of `organisation_names`)."""
+
+    table = "organisation_names"
+    table_title = "Organisation names"
+    table_description = (
+        "The names each organisation has had, one row per name per source, with the "
+        "years the source says each was used."
+    )
+    primary_key = ("organisation_name_id",)
+    foreign_keys = {
+        "organisation_id": ("organisations", "organisation_id"),
+        "source_id": ("sources", "source_id"),
+    }
+
+    organisation_name_id: Slug = Field(description="Stable identifier")
+    organisation_id: Slug = Field(description="Whose name this is")
+    name: Name = Field(description="The name as the source writes it")
+    start: PartialDate | None = Field(
+        default=None, description="When the name came into use, as precisely as the source says"
+    )
+    end: PartialDate | None = Field(
+        default=None, description="When it stopped being used; empty if still used or unknown"
+    )
+    note: Text | None = Field(default=None, description="Anything a reader should know")
+
+    row_checks = (_ROLE_DATES_IN_ORDER,)
+
+
 class Person(Sourced):
     """A person who took part in an event or holds a role a source names (one row of `people`)."""
 
@@ -782,6 +811,7 @@ class StatementTopic(Record):
 MODELS: tuple[type[Record], ...] = (
     Source,
     Organisation,
+    OrganisationName,
     Person,
     PersonName,
     Affiliation,

@@ -37,7 +37,7 @@ PACKAGE_FILE = "package.yaml"
 # The registries, and which tables each may hold.
 RECORD_FILES: dict[str, tuple[str, ...]] = {
     "sources.yaml": ("sources",),
-    "organisations.yaml": ("organisations",),
+    "organisations.yaml": ("organisations", "organisation_names"),
     "people.yaml": ("people", "person_names", "affiliations"),
     "topics.yaml": ("topics",),
 }
