@@ -1,4 +1,5 @@
-"""The rules across records judge alike in both their forms: over Arrow, and over SQLite.
+"""The rules across records judge alike in both their forms: over Arrow, and as the build
+judges them while it streams (SQLite, and the paragraph rule on each batch).
 
 The build asks the database it loads whether a rule is broken
 (integrity.broken_rules, with the tables' keys); read_tables runs the rules over
@@ -17,9 +18,12 @@ import pytest
 
 from coop100.bulk import Unsure, read_tables, stream_tables
 from coop100.database import Load, _judge
+from coop100.integrity import CitedParagraphs
+from coop100.models import Source
 from coop100.package import table_resources, write_package_files
 from coop100.problems import RecordsError
 from coop100.release import read_releases
+from coop100.tables import to_arrow
 
 from .conftest import RECORDS
 from .test_bad_records import CASES, _load, apply_case
@@ -33,7 +37,8 @@ def _broken_in_sqlite(
     first_dangling: given, it gets the first row SQLite's own foreign key check names.
     """
     rows = stream_tables(records)
-    write_package_files(rows, out, read_releases(records))
+    cited = CitedParagraphs(to_arrow(Source, rows.sources))  # judged as the build streams
+    write_package_files(rows, out, read_releases(records), feeds=[cited])
     resources = table_resources()
     load = Load(resources, out / "judged.db")
     try:
@@ -41,6 +46,7 @@ def _broken_in_sqlite(
             load.insert(resource["name"], out / resource["path"])
         broken: list[str] = []
         _judge(load, broken)
+        broken += cited.broken
         if first_dangling is not None:
             first_dangling += load.db.execute("pragma foreign_key_check").fetchall()[:1]
         return broken

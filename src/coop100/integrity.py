@@ -36,6 +36,7 @@ ANSWER_RULE = "a statement may only answer an earlier statement of the same even
 # The tables whose rows rest on a source, and whether such a row must name a
 # paragraph of a source that numbers them.
 SOURCED = tuple((m.table, m.paragraph_required) for m in MODELS if issubclass(m, Sourced))
+_REQUIRED = dict(SOURCED)
 
 
 @dataclass
@@ -270,6 +271,47 @@ def _participations(tables: dict[str, pa.Table], keys: dict[str, Mask]) -> list[
     ]
 
 
+def _paragraph_rule(rows: pa.Table, sources: pa.Table, required: bool) -> tuple[Mask, pa.Array]:
+    """The rows that cite a paragraph their source lacks, or (if required) cite none of a
+    source that numbers them; and each row's source's count of paragraphs."""
+    at = pc.index_in(rows["source_id"], value_set=sources["source_id"])
+    known = pc.is_valid(at)  # an unknown source is reported as dangling
+    has = pc.take(sources["paragraphs"], at)
+    given = pc.is_valid(rows["paragraph"])
+    unnumbered = pc.and_(pc.and_(known, given), pc.is_null(has))
+    beyond = pc.fill_null(pc.greater(rows["paragraph"], has), False)
+    wrong = pc.or_(unnumbered, beyond)
+    if required:
+        wrong = pc.or_(wrong, pc.and_(pc.and_(known, pc.invert(given)), pc.is_valid(has)))
+    return wrong, has
+
+
+class CitedParagraphs:
+    """The paragraph rule judged on each batch as the build streams the tables (a Feed).
+
+    The sources are few and read before any batch (they stay YAML), so each batch
+    is checked against them in Arrow as it passes, which costs the build nothing it
+    notices; where SQLite would scan every table again. `broken` says which table
+    broke it first; the whole read (_paragraphs) then says where and why.
+    """
+
+    def __init__(self, sources: pa.Table) -> None:
+        self.sources = sources
+        self.broken: list[str] = []
+
+    def add(self, table: str, batch: pa.Table) -> None:
+        if self.broken or table not in _REQUIRED:
+            return
+        wrong, _ = _paragraph_rule(batch, self.sources, _REQUIRED[table])
+        rows = _rows(wrong)
+        if rows:
+            key = batch[MODEL_BY_TABLE[table].primary_key[0]][rows[0]].as_py()
+            self.broken.append(f"paragraphs of {table}: rows like {key!r}")
+
+    def close(self) -> None:
+        pass
+
+
 def _paragraphs(tables: dict[str, pa.Table], failed: Failed) -> list[Problem]:
     """A row cites a paragraph its source has, and must where the source numbers them."""
     if "sources" in failed.unread:
@@ -278,15 +320,9 @@ def _paragraphs(tables: dict[str, pa.Table], failed: Failed) -> list[Problem]:
     problems = []
     for table, required in SOURCED:
         rows = tables[table]
-        at = pc.index_in(rows["source_id"], value_set=sources["source_id"])
-        known = pc.is_valid(at)  # an unknown source is reported as dangling
-        has = pc.take(sources["paragraphs"], at)
+        wrong, has = _paragraph_rule(rows, sources, required)
         given = pc.is_valid(rows["paragraph"])
-        unnumbered = pc.and_(pc.and_(known, given), pc.is_null(has))
-        beyond = pc.fill_null(pc.greater(rows["paragraph"], has), False)
-        missing = pc.and_(pc.and_(known, pc.invert(given)), pc.is_valid(has))
-        wrong = pc.or_(unnumbered, beyond)
-        for row in _rows(pc.or_(wrong, missing) if required else wrong):
+        for row in _rows(wrong):
             source = rows["source_id"][row].as_py()
             count = has[row].as_py()
             if count is None:
@@ -381,7 +417,9 @@ def place(
 # whether any row breaks a rule: unique keys are the tables' primary keys (an
 # insert fails), references their foreign keys (pragma foreign_key_check), parent
 # loops the rule above over the two small columns it needs, and each rule below
-# is a query for one breaking row. If any is broken, the build reads the records
+# is a query for one breaking row. The paragraph rule needs only the few sources
+# beside each row, so it is judged on each batch as it streams (CitedParagraphs)
+# instead. If any is broken, the build reads the records
 # again the whole-table way (bulk.read_tables), whose rules above say where and
 # why: one judgement, found fast at scale and explained in full.
 # tests/test_integrity.py holds every bad-records case to both.
@@ -413,14 +451,6 @@ join statements t on t.statement_id = s.responds_to_statement_id
 where t.rowid >= s.rowid or t.event_id != s.event_id
 limit 1""",
 }
-
-
-for _table, _required in SOURCED:
-    _missing = " or (t.paragraph is null and s.paragraphs is not null)" if _required else ""
-    BROKEN_QUERIES[f"paragraphs of {_table}"] = f"""
-select t.rowid from {_table} t join sources s on s.source_id = t.source_id
-where (t.paragraph is not null and (s.paragraphs is null or t.paragraph > s.paragraphs)){_missing}
-limit 1"""
 
 
 def broken_rules(conn: Any) -> list[str]:

@@ -32,7 +32,8 @@ from .archive import ZIP_NAME, Deflater, write_zip
 from .background import lower_priority
 from .bulk import Unsure, Whole, read_whole, stream_tables
 from .database import DB_NAME, DatabaseError, InlineLoad, LoadProcess
-from .models import MODELS
+from .integrity import CitedParagraphs
+from .models import MODELS, Source
 from .package import (
     PackageError,
     Rows,
@@ -48,7 +49,7 @@ from .package import (
 )
 from .problems import Problem
 from .release import read_releases
-from .tables import arrow_schema
+from .tables import arrow_schema, to_arrow
 from .validate import column_problem
 
 # Records of this many bytes (bulk files) are loaded into SQLite by a second process;
@@ -213,9 +214,11 @@ def _stage(
     # tables stream (this process is the slower one).
     deflater = Deflater(staging, staging / _ZIP_SPOOL)
     staged = _Staged(staging, load, deflater)
+    cited = CitedParagraphs(to_arrow(Source, rows.sources))
     with _unless_done(staged):
         with timer("read, check and write every table; load it into SQLite"):
-            write_package_files(rows, staging, releases, feeds=[load], written=deflater)
+            feeds = [load, cited]
+            write_package_files(rows, staging, releases, feeds=feeds, written=deflater)
         checkpoint("staged")
         side.submit(fsync_files, staging, published_files(staging))
         # The zip's members, in order, as the thread finishes them, while the second
@@ -228,6 +231,7 @@ def _stage(
                 counts, broken = staged.load.check()
             except DatabaseError as exc:
                 raise PackageError([Problem(f"build/{DB_NAME}", message=str(exc))]) from None
+            broken = [*broken, *cited.broken]
         if broken:
             raise Unsure(
                 [
