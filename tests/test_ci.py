@@ -34,7 +34,7 @@ from click.testing import CliRunner
 
 from coop100.cli import cli
 
-from .conftest import ROOT
+from .conftest import RECORDS, ROOT
 from .test_bad_records import CASES_DIR, _load, apply_case
 
 # End to end (real processes, servers, browsers): `make test-all` and CI run it.
@@ -200,7 +200,7 @@ def _run_sample(command: str, case: str, tmp_path: Path) -> dict[str, str]:
         )
         return {"stdout": done.stdout, "stderr": done.stderr}
     root = tmp_path / "project"
-    shutil.copytree(ROOT / "records", root / "records")
+    shutil.copytree(RECORDS, root / "records")  # the cases' frozen records
     apply_case(_load(CASES_DIR / f"{case}.yaml"), root / "records")
     program, *args = command.split()
     assert program == "coop100"
