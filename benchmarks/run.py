@@ -40,8 +40,8 @@ from pathlib import Path
 from typing import Any
 
 import floor
-from synth import REAL_RECORDS
 from memory import TreeSampler
+from synth import REAL_RECORDS
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
