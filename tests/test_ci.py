@@ -246,7 +246,8 @@ def test_the_data_diff_shows_a_real_edit(tmp_path: Path) -> None:
         check=True,
     ).stdout
     assert shown.startswith("### What this change does to the published data\n\n#### Changes ")
-    assert "| `statements` | 16 | 16 | 0 | 0 | 1 | 0 |" in shown
+    # One row changed, however many the live records hold.
+    assert re.search(r"^\| `statements` \| (\d+) \| \1 \| 0 \| 0 \| 1 \| 0 \|$", shown, re.M)
     assert f"| esim-introduction | `text` | {old}" in shown
     assert f"| {new}" in shown
     worktrees = subprocess.run([*git, "worktree", "list"], capture_output=True, text=True)

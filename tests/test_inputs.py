@@ -20,7 +20,7 @@ import pytest
 
 from coop100 import inputs
 from coop100.bulk import BLOCK_SIZE, read_bulk
-from coop100.models import MODEL_BY_TABLE
+from coop100.models import MODEL_BY_TABLE, Role
 
 from .conftest import RECORDS
 
@@ -218,5 +218,6 @@ def test_a_broken_bulk_file_is_read_again_in_pieces(small_blocks: None, tmp_path
     assert [str(p) for p in found.problems] == [
         "p.jsonl:2:32: is not one JSON object per line: Unterminated string starting",
         "p.jsonl:5:1: participations 'bulk-5' field 'role': 'dancer' is not allowed: "
-        "'facilitator' or 'speaker'",
+        + ", ".join(f"'{role.value}'" for role in list(Role)[:-1])
+        + f" or '{list(Role)[-1].value}'",
     ]
