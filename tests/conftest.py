@@ -27,20 +27,10 @@ def records() -> Records:
     return load_records(RECORDS)
 
 
-def _built(folder: Path, records: Path) -> Path:
-    """folder with a copy of the records and what `coop100 build` builds from them."""
-    shutil.copytree(records, folder / "records")
-    build(folder)
-    return folder
-
-
 @pytest.fixture(scope="session")
 def live_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A project folder holding a copy of the live records/ and what they build."""
-    return _built(tmp_path_factory.mktemp("live"), LIVE_RECORDS)
-
-
-@pytest.fixture(scope="session")
-def fresh_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A project folder holding a copy of the fixture records and what they build."""
-    return _built(tmp_path_factory.mktemp("fresh"), RECORDS)
+    root = tmp_path_factory.mktemp("live")
+    shutil.copytree(LIVE_RECORDS, root / "records")
+    build(root)
+    return root

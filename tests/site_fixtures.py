@@ -25,10 +25,9 @@ from coop100.archive import package_files
 from coop100.database import DESCRIPTOR
 from coop100.pipeline import build
 from coop100.site.build import Site, build_site, datasette_app
+from tests.conftest import RECORDS
 
 ROOT = Path(__file__).resolve().parent.parent
-# The frozen records the tests run on (conftest.RECORDS), so the live records may grow.
-FIXTURE_RECORDS = ROOT / "tests" / "fixtures" / "records"
 DATABASE = "coop100"
 _BUILT: list[Path] = []
 
@@ -38,10 +37,16 @@ def fixture_package() -> Path:
     if not _BUILT:
         root = Path(tempfile.mkdtemp(prefix="coop100-fixture-"))
         atexit.register(shutil.rmtree, root, True)
-        shutil.copytree(FIXTURE_RECORDS, root / "records")
+        shutil.copytree(RECORDS, root / "records")
         build(root)
         _BUILT.append(root)
     return _BUILT[0]
+
+
+@pytest.fixture(scope="session")
+def fresh_build() -> Path:
+    """A project folder holding the fixture records and what they build; never changed."""
+    return fixture_package()
 
 
 def copy_package(target: Path) -> Path:

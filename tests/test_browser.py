@@ -13,8 +13,8 @@ import pytest
 
 from coop100.models import MODELS
 from coop100.records import read_about
+from tests.conftest import RECORDS
 from tests.site_fixtures import DATABASE, ROOT
-from tests.site_fixtures import FIXTURE_RECORDS as RECORDS
 
 # End to end (real processes, servers, browsers): `make test-all` and CI run it.
 pytestmark = pytest.mark.slow
