@@ -70,13 +70,13 @@ def shell_script(root: Path, db_path: Path) -> str:
     from coop100 import settings
     from coop100.database import (
         _LOAD_PRAGMAS,
-        FTS_COLUMNS,
         FTS_SETTINGS,
         FTS_TOKENIZER,
         _create_table_sql,
         csv_resources,
         read_descriptor,
     )
+    from coop100.serving import FTS_COLUMNS
 
     descriptor = read_descriptor(root / settings.DESCRIPTOR)
     resources = csv_resources(descriptor)

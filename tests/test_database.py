@@ -14,14 +14,12 @@ import sqlite_utils
 from coop100.archive import package_files, write_zip
 from coop100.database import (
     DESCRIPTOR,
-    FTS_COLUMNS,
-    VIEWS,
     DatabaseError,
     load_database,
     read_descriptor,
 )
+from coop100.serving import FACETS, FTS_COLUMNS, VIEWS
 from coop100.site.build import Site
-from coop100.site.settings import FACETS
 from tests.site_fixtures import copy_package
 
 

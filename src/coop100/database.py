@@ -18,7 +18,6 @@ import subprocess
 import sys
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from multiprocessing import BufferTooShort
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -33,7 +32,7 @@ if TYPE_CHECKING:
 
 from coop100.background import fsync, lower_priority
 from coop100.facets import LARGE_GROUP_ROWS, FacetRows, facet_counts, store_facet_counts
-from coop100.settings import SORT, column_facets
+from coop100.serving import FTS_COLUMNS, SORT, VIEWS, column_facets
 
 DB_NAME = "coop100.db"
 DESCRIPTOR = "datapackage.json"
@@ -59,18 +58,6 @@ _LOAD_PRAGMAS = (
     "cache_size = -65536",
 )
 
-# Columns indexed for full-text search (porter stemming), per table.
-FTS_COLUMNS: dict[str, tuple[str, ...]] = {
-    "statements": ("text",),
-    "people": ("name", "sort_name"),
-    "person_names": ("name",),
-    "organisations": ("name", "short_name", "former_name"),
-    "sources": ("label", "title", "publisher", "note"),
-    "events": ("name", "occasion", "description"),
-    "affiliations": ("role", "note"),
-    "participations": ("note",),
-    "topics": ("label", "definition"),
-}
 FTS_TOKENIZER = "porter"
 # Each full-text table's FTS5 settings, set before its first row. hashsize: bytes
 # of index held in memory before a segment is written (FTS5's default is 1 MiB),
@@ -83,118 +70,6 @@ FTS_SETTINGS = {"hashsize": 16 << 20, "automerge": 8}
 
 class DatabaseError(Exception):
     """The package cannot be loaded into SQLite as it stands."""
-
-
-@dataclass(frozen=True)
-class View:
-    """A convenience view: its SQL and, per column, a description or (table, column)."""
-
-    name: str
-    title: str
-    description: str
-    sql: str
-    # The table the view shows one row for each of (or a subset of).
-    base: str
-    columns: dict[str, str | tuple[str, str]] = field(default_factory=dict)
-
-
-# Each view reads one table and looks everything else up in scalar subqueries
-# (a name, a speaking order), with no ORDER BY. So a page's count(*) reads that
-# one table's index and a search folds into the query, instead of joining or
-# sorting every row of a million statements (seconds, past the time limit). The
-# rows are those the joins gave (checked on the package and at 1M): names follow
-# unique keys, and each person has one participation per event. Were there two,
-# the view would show one where a join would repeat the statement. The site
-# orders views through metadata.
-VIEWS: tuple[View, ...] = (
-    View(
-        name="statements_detailed",
-        title="Statements with speaker and event",
-        description=(
-            "Every statement with the name of who said it, the organisation they spoke "
-            "for (their preferred affiliation at the event), the event and its topics."
-        ),
-        sql="""
-select
-  s.statement_id,
-  s.type,
-  s.text,
-  coalesce(
-    (select p.name from people p where p.person_id = s.person_id),
-    (select so.name from organisations so where so.organisation_id = s.organisation_id)
-  ) as speaker,
-  coalesce(
-    (
-      select ao.name
-      from participations pa
-      join affiliations a on a.affiliation_id = pa.affiliation_id
-      join organisations ao on ao.organisation_id = a.organisation_id
-      where pa.person_id = s.person_id and pa.event_id = s.event_id
-    ),
-    (select so.name from organisations so where so.organisation_id = s.organisation_id)
-  ) as organisation,
-  (select e.name from events e where e.event_id = s.event_id) as event,
-  (
-    select pa.speaking_order from participations pa
-    where pa.person_id = s.person_id and pa.event_id = s.event_id
-  ) as speaking_order,
-  (
-    select json_group_array(topic_id)
-    from (select topic_id from statement_topics st
-          where st.statement_id = s.statement_id order by topic_id)
-  ) as topics,
-  s.source_id,
-  s.paragraph
-from statements s
-""",
-        base="statements",
-        columns={
-            "statement_id": ("statements", "statement_id"),
-            "type": ("statements", "type"),
-            "text": ("statements", "text"),
-            "speaker": "Who said it: the person's preferred name, or the organisation",
-            "organisation": "The organisation the speaker spoke for at the event",
-            "event": ("events", "name"),
-            "speaking_order": ("participations", "speaking_order"),
-            "topics": "The topics the statement touches (topic_id values, a JSON array)",
-            "source_id": ("statements", "source_id"),
-            "paragraph": ("statements", "paragraph"),
-        },
-    ),
-    View(
-        name="current_affiliations",
-        title="Current affiliations",
-        description=(
-            "Each person's roles that were current at the time, preferred claims only, "
-            "with the person's and organisation's names."
-        ),
-        sql="""
-select
-  a.affiliation_id,
-  (select p.name from people p where p.person_id = a.person_id) as person,
-  a.role,
-  (select o.name from organisations o where o.organisation_id = a.organisation_id)
-    as organisation,
-  a.start,
-  a.person_id,
-  a.organisation_id,
-  a.source_id
-from affiliations a
-where a.preferred = 1 and a.former = 0
-""",
-        base="affiliations",
-        columns={
-            "affiliation_id": ("affiliations", "affiliation_id"),
-            "person": ("people", "name"),
-            "role": ("affiliations", "role"),
-            "organisation": ("organisations", "name"),
-            "start": ("affiliations", "start"),
-            "person_id": ("affiliations", "person_id"),
-            "organisation_id": ("affiliations", "organisation_id"),
-            "source_id": ("affiliations", "source_id"),
-        },
-    ),
-)
 
 
 def read_descriptor(package_path: Path) -> dict[str, Any]:
