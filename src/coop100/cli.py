@@ -18,7 +18,6 @@ from typing import NoReturn
 import click
 
 from . import report, settings
-from .database import DatabaseError
 from .models import Slug
 from .package import (
     BuildDirError,
@@ -28,7 +27,7 @@ from .package import (
     finish_interrupted_publish,
 )
 from .pipeline import build as build_all
-from .problems import Problem, RecordsError
+from .problems import DatabaseError, Problem, RecordsError
 from .records import EVENTS_DIR
 from .release import TAG_PREFIX as TAG
 from .site import settings as site_settings

@@ -31,8 +31,9 @@ from . import settings
 from .archive import ZIP_NAME, Deflater, write_zip
 from .background import lower_priority
 from .bulk import Unsure, Whole, read_whole, stream_tables
-from .database import DB_NAME, DatabaseError, InlineLoad, LoadProcess
+from .database import DB_NAME
 from .integrity import CitedParagraphs
+from .load.process import InlineLoad, LoadProcess
 from .models import MODELS, Source
 from .package import (
     PackageError,
@@ -47,7 +48,7 @@ from .package import (
     table_resources,
     write_package_files,
 )
-from .problems import Problem
+from .problems import DatabaseError, Problem
 from .release import read_releases
 from .tables import arrow_schema, to_arrow
 from .validate import column_problem
