@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 
 from coop100 import bulk, fastcheck, settings, validate
+from coop100.digest import file_digest
 from coop100.models import MODEL_BY_TABLE
-from coop100.package import file_digest
 from coop100.pipeline import build
 from coop100.problems import RecordsError
 from coop100.records import Records

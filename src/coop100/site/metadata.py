@@ -10,8 +10,12 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from markdown_it import MarkdownIt
+
 from coop100.database import csv_resources, read_descriptor
+from coop100.release import latest_notes
 from coop100.serving import FACETS, FTS_COLUMNS, SORT, VIEWS, label_column
+from coop100.settings import CHANGES_RESOURCE, CITATION_RESOURCE
 from coop100.site import settings
 from coop100.site.queries import CANNED_QUERIES
 
@@ -109,11 +113,6 @@ def site_metadata(
 
 def release_metadata(package_path: Path, descriptor: dict[str, Any]) -> dict[str, Any]:
     """The version, its date and its release notes (as HTML) for the site's pages."""
-    from markdown_it import MarkdownIt
-
-    from coop100.release import latest_notes
-    from coop100.settings import CHANGES_RESOURCE, CITATION_RESOURCE
-
     by_name = {r.get("name"): r for r in descriptor.get("resources", [])}
     notes, citation = by_name.get(CHANGES_RESOURCE), by_name.get(CITATION_RESOURCE)
     creators = [
