@@ -1,4 +1,4 @@
-"""The columnar check of a published package (coop100.fastcheck) finds what frictionless finds."""
+"""The columnar check of a published package (coop100.fastcheck) finds what frictionless does."""
 
 from __future__ import annotations
 
