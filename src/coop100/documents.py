@@ -16,7 +16,9 @@ from typing import Any, Protocol
 import pyarrow as pa
 
 from . import settings
+from .digest import file_digest
 from .models import About
+from .popolo import PopoloWriter
 from .release import Release, changes_markdown
 
 
@@ -106,8 +108,6 @@ def citation_cff(release: Release, about: About) -> str:
 
 
 def _popolo(path: Path, releases: list[Release], about: About) -> DocumentFeed:
-    from .popolo import PopoloWriter
-
     return PopoloWriter(path)
 
 
@@ -158,8 +158,6 @@ def open_documents(root: Path, releases: list[Release], about: About) -> list[Do
 
 def document_resources(root: Path) -> list[dict[str, Any]]:
     """The documents' entries in datapackage.json, with the written files' sizes and hashes."""
-    from .package import file_digest
-
     resources = []
     for document in DOCUMENTS:
         size, sha256 = file_digest(root / document.path)

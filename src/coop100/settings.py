@@ -77,39 +77,6 @@ FASTCHECK_MIN_BYTES = 1 << 20
 # one value more, to tell the page there are more.
 MAX_RETURNED_ROWS = 1000
 
-# Default sort column and facets per table or view. coop100.database indexes each
-# page in its order, each facet column before it, and stores facet counts (coop100.facets).
-SORT: dict[str, str] = {
-    "sources": "label",
-    "organisations": "name",
-    "people": "sort_name",
-    "person_names": "person_id",
-    "affiliations": "claim_key",
-    "events": "start_date",
-    "participations": "speaking_order",
-    "topics": "label",
-    "statement_topics": "topic_id",
-    "current_affiliations": "person",
-}
-
-FACETS: dict[str, list[str | dict[str, str]]] = {
-    "statements": ["type", "person_id", "organisation_id"],
-    "statements_detailed": ["type", "speaker", "organisation", {"array": "topics"}],
-    "statement_topics": ["topic_id"],
-    "affiliations": ["person_id", "organisation_id", "preferred"],
-    "participations": ["role"],
-    "organisations": ["type"],
-    "sources": ["kind"],
-    "person_names": ["person_id", "preferred"],
-    "current_affiliations": ["organisation"],
-}
-
-
-def column_facets(name: str) -> list[str]:
-    """Return the plain column facets (not array or date facets) of a table's pages."""
-    return [facet for facet in FACETS.get(name, []) if isinstance(facet, str)]
-
-
 # Hidden tables of facet counts stored with the database (coop100.facets), read
 # by the site's facet class (coop100.site.precounted).
 FACET_GROUPS_TABLE = "_facet_groups"

@@ -190,7 +190,7 @@ def datasette_command(site: Site, host: str, port: int) -> list[str]:
 
 def datasette_app(site: Site) -> Any:
     """Return an in-process Datasette configured exactly as `datasette_command` serves it."""
-    from datasette.app import Datasette
+    from datasette.app import Datasette  # lazy: building the site does not need Datasette
 
     return Datasette(
         immutables=[str(site.db_path)],
