@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import csv
 import json
+import re
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -129,3 +132,19 @@ def test_codebook_and_diagram_are_package_resources(fresh_build: Path) -> None:
     assert by_name[settings.CODEBOOK_RESOURCE]["path"] == settings.CODEBOOK_FILE
     assert by_name[settings.DIAGRAM_RESOURCE]["mediatype"] == "image/svg+xml"
     assert (fresh_build / settings.DIAGRAM_FILE).read_text(encoding="utf-8") == diagram_svg()
+
+
+def test_feed_benchmark_runs_on_a_built_package(fresh_build: Path) -> None:
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "codebook_feed.py"
+    result = subprocess.run(
+        [sys.executable, str(script), "--root", str(fresh_build), "--repeat", "1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert re.fullmatch(
+        r"[\d,]+ rows in \d+ batches: codebook [\d.]+ ms, CSV floor [\d.]+ ms, "
+        r"ratio [\d.]+ \(best of 1\)\n",
+        result.stdout,
+    )

@@ -176,3 +176,7 @@ def test_copy_script_is_served_from_the_site(client) -> None:
     assert response.status_code == 200
     assert response.headers["content-type"] == "text/javascript; charset=utf-8"
     assert "navigator.clipboard.writeText" in response.text
+
+
+def test_sitemap_lists_the_codebook(client) -> None:
+    assert "<loc>http://localhost/codebook</loc>" in client.get("/sitemap-pages.xml").text
