@@ -47,7 +47,7 @@ def test_codebook_page_renders_the_published_file_with_its_diagram(client, site_
     assert 'role="region" tabindex="0" aria-label="events"' in page
     # The file's link to the diagram points where the diagram is served.
     diagram = f"/{settings.DIAGRAM_FILE}"
-    assert f'href="/data{diagram}"' in page
+    assert f'<a href="/data{diagram}"><code>tables.svg</code></a>' in page
     assert f'<img src="/data{diagram}"' in page
     assert f'href="/data/{settings.CODEBOOK_FILE}" download' in page
     markdown = (site_root / settings.CODEBOOK_FILE).read_text(encoding="utf-8")

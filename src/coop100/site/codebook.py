@@ -50,10 +50,10 @@ def _markdown(base: str) -> MarkdownIt:
                 token.attrSet("id", _slug(heading))
             elif token.type == "table_open":
                 token.meta["label"] = heading
-            elif token.type == "link_open":
-                href = str(token.attrGet("href") or "")
+            for link in token.children or []:
+                href = str(link.attrGet("href") or "") if link.type == "link_open" else ""
                 if href and not href.startswith(("#", "/")) and ":" not in href:
-                    token.attrSet("href", posixpath.join(base, href))
+                    link.attrSet("href", posixpath.join(base, href))
 
     md.core.ruler.push("coop100_codebook", label)
 
