@@ -111,6 +111,18 @@ def _popolo(path: Path, releases: list[Release], about: About) -> DocumentFeed:
     return PopoloWriter(path)
 
 
+def _codebook(path: Path, releases: list[Release], about: About) -> DocumentFeed:
+    from .codebook import CodebookWriter
+
+    return CodebookWriter(path, about.title)
+
+
+def _diagram(releases: list[Release], about: About) -> str:
+    from .diagram import diagram_svg
+
+    return diagram_svg()
+
+
 DOCUMENTS: tuple[Document, ...] = (
     Document(
         settings.CHANGES_RESOURCE,
@@ -143,6 +155,27 @@ DOCUMENTS: tuple[Document, ...] = (
         "json",
         "application/json",
         _popolo,
+    ),
+    Document(
+        settings.CODEBOOK_RESOURCE,
+        settings.CODEBOOK_FILE,
+        "Codebook",
+        "Every table and field: its type, what its values must be, its categories, its"
+        " description and an example from the data; the keys, and what each foreign key"
+        " joins to.",
+        "md",
+        "text/markdown",
+        _codebook,
+    ),
+    Document(
+        settings.DIAGRAM_RESOURCE,
+        settings.DIAGRAM_FILE,
+        "Diagram of the tables and their keys",
+        "Each table's primary and foreign keys, a line from each foreign key to the key it"
+        " joins to (SVG).",
+        "svg",
+        "image/svg+xml",
+        _text(_diagram),
     ),
 )
 

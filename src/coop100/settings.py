@@ -20,15 +20,26 @@ CITATION_FILE = "CITATION.cff"  # Citation File Format, written from the release
 CITATION_RESOURCE = "citation"
 POPOLO_FILE = "build/popolo/popolo.json"  # the tables as Popolo JSON (popolo.py)
 POPOLO_RESOURCE = "popolo"
-# Written from the tables: it changes when they do, and their changes say how.
-DERIVED_DOCUMENTS = (POPOLO_RESOURCE,)
+# The codebook (codebook.py) and the diagram of the tables and their keys (diagram.py).
+CODEBOOK_FILE = "build/codebook/codebook.md"
+CODEBOOK_RESOURCE = "codebook"
+DIAGRAM_FILE = "build/codebook/tables.svg"
+DIAGRAM_RESOURCE = "tables-diagram"
+# Written from the tables or the models: they change when those do, and their changes say how.
+DERIVED_DOCUMENTS = (POPOLO_RESOURCE, CODEBOOK_RESOURCE, DIAGRAM_RESOURCE)
 # The documents published at the top of the package, beside datapackage.json.
 ROOT_DOCUMENTS = (CHANGES_FILE, CITATION_FILE)
 # Written from the releases themselves: a release's own output, not a change in it.
 RELEASE_DOCUMENTS = (CHANGES_RESOURCE, CITATION_RESOURCE)
 # The package's resources that are files rather than tables, in the descriptor's order
 # (documents.py writes them).
-FILE_RESOURCES = (CHANGES_RESOURCE, CITATION_RESOURCE, POPOLO_RESOURCE)
+FILE_RESOURCES = (
+    CHANGES_RESOURCE,
+    CITATION_RESOURCE,
+    POPOLO_RESOURCE,
+    CODEBOOK_RESOURCE,
+    DIAGRAM_RESOURCE,
+)
 # Rows shown per list in a release's notes (the counts are always whole).
 RELEASE_NOTES_MAX_ROWS = 50
 

@@ -14,9 +14,11 @@ import sqlite_utils
 from coop100.archive import ZIP_NAME, package_files, write_zip
 from coop100.database import DB_NAME, DESCRIPTOR, read_descriptor, write_database
 from coop100.site import settings
+from coop100.site.codebook import codebook_metadata
 from coop100.site.downloads import Downloads, write_downloads
 from coop100.site.jsonld import package_jsonld
 from coop100.site.metadata import site_metadata
+from coop100.site.snippets import snippet_urls
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 _FORMATS = {"csv": "CSV", "parquet": "Parquet"}
@@ -58,9 +60,10 @@ def build_site(root: Path, rebuild: bool = False) -> Site:
     counts = {name: t["count"] for name, t in inspected[db_path.stem]["tables"].items()}
     links = downloads(root, served)
     metadata = site_metadata(package_path, links, counts)
-    metadata["plugins"]["coop100"]["jsonld"] = package_jsonld(
-        read_descriptor(package_path), links, db_path
-    )
+    descriptor = read_descriptor(package_path)
+    metadata["plugins"]["coop100"]["jsonld"] = package_jsonld(descriptor, links, db_path)
+    metadata["plugins"]["coop100"]["codebook"] = codebook_metadata(package_path, descriptor)
+    metadata["plugins"]["coop100"]["snippets"] = snippet_urls(descriptor, served)
     metadata_path = site_dir / "metadata.json"
     metadata_path.write_text(json.dumps(metadata, indent=2, ensure_ascii=False) + "\n")
     return Site(db_path, metadata_path, inspect_path, data_dir)
