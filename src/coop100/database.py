@@ -33,9 +33,9 @@ if TYPE_CHECKING:
 
 from coop100.background import fsync, lower_priority
 from coop100.facets import LARGE_GROUP_ROWS, FacetRows, facet_counts, store_facet_counts
+from coop100.settings import DB_NAME as DB_NAME
 from coop100.settings import SORT, column_facets
 
-DB_NAME = "coop100.db"
 DESCRIPTOR = "datapackage.json"
 
 # Table Schema type -> SQLite column type; anything else (date, time, ...) is TEXT.
