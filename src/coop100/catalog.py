@@ -18,6 +18,7 @@ blank nodes, sorted JSON, explicit feed dates.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -91,8 +92,6 @@ def _coverage(root: Path) -> tuple[str, str] | None:
 
 def _files(root: Path, descriptor: dict[str, Any], descriptor_bytes: bytes) -> list[dict[str, Any]]:
     """Every file the site serves for download, with what the descriptor says of it."""
-    import hashlib
-
     files = [
         {
             "name": "datapackage",
