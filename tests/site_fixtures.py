@@ -24,6 +24,7 @@ import pytest
 from coop100.archive import package_files
 from coop100.database import DESCRIPTOR
 from coop100.pipeline import build
+from coop100.settings import CATALOG_FILES
 from coop100.site.build import Site, build_site, datasette_app
 from tests.conftest import RECORDS
 
@@ -50,9 +51,10 @@ def fresh_build() -> Path:
 
 
 def copy_package(target: Path) -> Path:
-    """Copy the fixture package (descriptor, schemas, CSV, Parquet) into target."""
+    """Copy the fixture package (descriptor, schemas, CSV, Parquet; the catalogue and
+    feed the build writes beside it) into target."""
     source = fixture_package()
-    for name in package_files(source / DESCRIPTOR):
+    for name in [*package_files(source / DESCRIPTOR), *CATALOG_FILES]:
         (target / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source / name, target / name)
     return target

@@ -90,7 +90,7 @@ def site_metadata(
         "source": source.get("title", ""),
         "source_url": source.get("path", ""),
         "about": "coop100: the data package and the code that builds it",
-        "about_url": descriptor.get("homepage", ""),
+        "about_url": descriptor.get("coop100:repository", ""),
         "databases": {
             settings.DATABASE: {
                 "title": descriptor.get("title", settings.DATABASE),
@@ -119,6 +119,8 @@ def release_metadata(package_path: Path, descriptor: dict[str, Any]) -> dict[str
         c["title"] for c in descriptor.get("contributors", []) if "creator" in c.get("roles", [])
     ]
     version, released = descriptor.get("version", ""), descriptor.get("coop100:released", "")
+    # APA cites a data set by its DOI when it has one, else by where it is published.
+    address = descriptor.get("id") or str(descriptor.get("homepage", "")).rstrip("/") + "/"
     heading, body = "", ""
     if notes is not None:
         text = (package_path.parent / notes["path"]).read_text(encoding="utf-8")
@@ -128,9 +130,11 @@ def release_metadata(package_path: Path, descriptor: dict[str, Any]) -> dict[str
     return {
         "version": version,
         "released": released,
-        # APA's pattern for a data set; the page adds its own address.
+        # APA's pattern for a data set.
         "citation": f"{', '.join(creators)} ({released[:4]}). {descriptor.get('title', '')}"
-        f" (Version {version}) [Data set].",
+        f" (Version {version}) [Data set]. {address}",
+        # The DOI, for the landing page's Link: <…>; rel="cite-as" (RFC 8574).
+        "cite_as": descriptor.get("id", ""),
         "credit": descriptor.get("coop100:credit", ""),
         "citation_url": f"/{settings.DOWNLOADS_MOUNT}/{citation['path']}" if citation else "",
         "heading": heading,
