@@ -39,7 +39,7 @@ _EU = "http://publications.europa.eu/resource/authority/"
 _FILE_TYPES = {"csv": "CSV", "json": "JSON", "zip": "ZIP"}  # EU file types we are sure of
 _SHA256 = "http://spdx.org/rdf/terms#checksumAlgorithm_sha256"
 # Media types IANA has registered (x- types have no IANA page to point at).
-_REGISTERED = ("text/", "application/json", "application/zip", "application/vnd.")
+_REGISTERED = ("text/", "image/", "application/json", "application/zip", "application/vnd.")
 DOI_RESOLVER = "https://doi.org/"
 
 

@@ -103,6 +103,8 @@ def site_metadata(
             "coop100": {
                 "downloads": downloads or {"package": [], "tables": []},
                 "release": release_metadata(package_path, descriptor),
+                # The canonical address every absolute URL of the site's metadata uses.
+                "site_url": str(descriptor.get("homepage", "")).rstrip("/"),
                 # Stored as 1/0; the site also takes true/false for them (site.arguments).
                 "boolean_columns": {name: cols for name, cols in booleans.items() if cols},
             }
