@@ -113,6 +113,13 @@ def site_metadata(
     return {key: value for key, value in metadata.items() if value != ""}
 
 
+def _open_table(renderer: Any, tokens: list[Any], index: int, *_: Any) -> str:
+    """A wide table scrolls in its own box, which a keyboard can reach and scroll."""
+    number = sum(token.type == "table_open" for token in tokens[:index]) + 1
+    label = f'aria-label="Table {number}"'
+    return f'<div class="table-scroll" tabindex="0" role="region" {label}><table>\n'
+
+
 def release_metadata(package_path: Path, descriptor: dict[str, Any]) -> dict[str, Any]:
     """The version, its date and its release notes (as HTML) for the site's pages."""
     by_name = {r.get("name"): r for r in descriptor.get("resources", [])}
@@ -129,6 +136,8 @@ def release_metadata(package_path: Path, descriptor: dict[str, Any]) -> dict[str
         heading, body = latest_notes(text)
     # Raw HTML in the notes is shown as text: the notes quote the records' values.
     renderer = MarkdownIt("commonmark", {"html": False}).enable("table")
+    renderer.add_render_rule("table_open", _open_table)
+    renderer.add_render_rule("table_close", lambda *_: "</table>\n</div>\n")
     return {
         "version": version,
         "released": released,
