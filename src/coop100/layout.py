@@ -57,8 +57,9 @@ SORT_BY: dict[str, str] = {
 ROW_GROUP_ROWS = 1 << 15
 # Rows sorted in memory at once (the rest wait on disk): at most ~100 MB of statements.
 RUN_ROWS = 1 << 18
-# Rows read from each run at a time while merging.
-MERGE_BLOCK_ROWS = 1 << 14
+# Rows read from each run at a time while merging: the merge holds one such block
+# of every run, so 38 runs (10M statements) hold ~150k rows, ~55 MB of statements.
+MERGE_BLOCK_ROWS = 1 << 12
 COMPRESSION = "zstd"
 COMPRESSION_LEVEL = 9
 
