@@ -99,11 +99,17 @@ def _sort_keys(sort_by: str) -> list[tuple[str, str, str]]:
     return [(sort_by, "ascending", "at_end"), (_ROW, "ascending", "at_end")]
 
 
+def file_order(table: pa.Table, sort_by: str | None) -> pa.Array | None:
+    """Indices putting a whole table (in records order) in its Parquet file's order."""
+    if sort_by is None:
+        return None
+    return pc.sort_indices(table, sort_keys=[(sort_by, "ascending", "at_end")])
+
+
 def in_file_order(table: pa.Table, sort_by: str | None) -> pa.Table:
     """The rows of a whole table (in records order) in the order its Parquet file holds."""
-    if sort_by is None:
-        return table
-    return table.take(pc.sort_indices(table, sort_keys=[(sort_by, "ascending", "at_end")]))
+    order = file_order(table, sort_by)
+    return table if order is None else table.take(order)
 
 
 class ParquetTableWriter:
