@@ -91,6 +91,9 @@ bench-10m: $(STAMP) ## 10M statements: build and floors, merged beside 1M in ben
 	$(SQLITE3_SHELL)
 	$(BIN)/python benchmarks/run.py --sizes $(STATEMENTS) --skip-naive --skip-steps --skip-startup --skip-validate --out $(BENCH_OUT)
 
+bench-remote: $(STAMP) ## Bytes polars and pyarrow fetch over HTTP for one person's statements at 1M, Parquet layout before/after (benchmarks/results/remote.md)
+	$(BIN)/python benchmarks/remote.py --statements 1000000 --out $(BENCH_OUT)
+
 bench-diff: $(STAMP) ## Time coop100 diff of the 1M package (benchmarks/work/1000000, from make bench) against an edited copy
 	$(BIN)/python benchmarks/diff_bench.py --root benchmarks/work/1000000
 
@@ -102,4 +105,4 @@ upgrade: ## Re-resolve the newest allowed dependencies and rewrite constraints.t
 	echo "hatchling==1.33.0" >> constraints.txt
 	rm -rf .venv-upgrade
 
-.PHONY: help install lint format typecheck build validate serve serve-replicas bench-replicas bench-serve bench-errors bench-diff bench-abuse test test-all bench bench-1m bench-10m upgrade bad-records data-diff
+.PHONY: help install lint format typecheck build validate serve serve-replicas bench-replicas bench-serve bench-errors bench-diff bench-remote bench-abuse test test-all bench bench-1m bench-10m upgrade bad-records data-diff

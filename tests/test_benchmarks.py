@@ -335,3 +335,29 @@ def test_replicas_load_runs_on_a_tiny_archive(tmp_path: Path) -> None:
     # thousands of requests), against milliseconds a page uncached.
     assert warm["replica_cpu_ms"] < direct["replica_cpu_ms"] / 10
     assert "| **every page equally often** |" in (tmp_path / "replicas.md").read_text()
+
+
+@pytest.mark.slow
+def test_remote_benchmark_runs_and_a_lookup_fetches_a_few_row_groups(tmp_path: Path) -> None:
+    """benchmarks/remote.py at 100k statements, row groups of 2,000 rows (50 of statements).
+
+    The bytes are deterministic (seeded rows, fixed reader versions): a one-person
+    filter must fetch a small part of the sorted file, and all of the unsorted one.
+    """
+    out = tmp_path / "out"
+    subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "remote.py"), "--statements", "100000"]
+        + ["--work", str(tmp_path), "--out", str(out), "--repeat", "1"]
+        + ["--row-group-rows", "2000"],
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
+    results = json.loads((out / "remote.json").read_text(encoding="utf-8"))
+    assert (out / "remote.md").read_text(encoding="utf-8").startswith("# Parquet for remote")
+    statements = [r for r in results["remote"] if r["table"] == "statements"]
+    assert {r["reader"] for r in statements} == {"polars", "pyarrow"}
+    for row in statements:
+        assert row["before"]["fraction"] > 0.9, row
+        assert row["after"]["fraction"] < 0.15, row
+        assert row["after"]["rows"] == row["before"]["rows"] > 0

@@ -20,7 +20,7 @@ from rdflib.compare import isomorphic
 
 from coop100 import settings
 from coop100.archive import package_files
-from coop100.package import file_digest
+from coop100.digest import file_digest
 from coop100.pipeline import build
 from coop100.problems import RecordsError
 from coop100.records import read_about

@@ -104,7 +104,9 @@ def test_validate_reports_a_tampered_parquet(fresh_build: Path, tmp_path: Path) 
         "build/parquet/people.parquet: sha256 differs from datapackage.json; run `coop100 build`"
         in lines
     )
-    assert "people: column name differs at row 1: CSV 'Simel Esim', Parquet 'Someone Else'" in lines
+    # The Parquet file holds people by person_id: Anna Biondi's row first.
+    expected = "people: column name differs at row 1 of the Parquet file: CSV 'Anna Biondi', "
+    assert expected + "Parquet 'Someone Else'" in lines
 
 
 def test_python_dash_m_runs_the_cli() -> None:

@@ -17,7 +17,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
-from coop100 import bulk, inputs, package, settings
+from coop100 import bulk, inputs, layout, settings
 from coop100.bulk import read_tables, stream_tables
 from coop100.models import MODELS
 from coop100.package import CSV_OPTIONS, _csv_schema, parquet_metadata, write_package_files
@@ -37,7 +37,10 @@ def test_streamed_files_are_the_whole_tables_bytes(
     block = 64 << 10  # the statements file is ~1.2 MB: some twenty pieces
     monkeypatch.setattr(inputs, "READ_BLOCK", block)
     monkeypatch.setattr(bulk, "BLOCK_SIZE", block)
-    monkeypatch.setattr(package, "ROW_GROUP_ROWS", 1000)  # statements: three row groups
+    monkeypatch.setattr(layout, "ROW_GROUP_ROWS", 1000)  # statements: three row groups
+    # Sorted in runs of 700 rows (statements: five, spilled), merged 64 rows a block.
+    monkeypatch.setattr(layout, "RUN_ROWS", 700)
+    monkeypatch.setattr(layout, "MERGE_BLOCK_ROWS", 64)
 
     streamed = tmp_path / "streamed"
     write_package_files(stream_tables(records), streamed, read_releases(records))
@@ -50,18 +53,23 @@ def test_streamed_files_are_the_whole_tables_bytes(
         pacsv.write_csv(table.cast(_csv_schema(table.schema)), csv_path, write_options=CSV_OPTIONS)
         parquet_path = tmp_path / f"{model.table}.parquet"
         metadata = parquet_metadata(table_schema(model), about)
+        table_layout = layout.layout(model.table)
         pq.write_table(
-            table.replace_schema_metadata(metadata),
+            layout.in_file_order(table, table_layout.sort_by).replace_schema_metadata(metadata),
             parquet_path,
-            compression="zstd",
-            compression_level=9,
             row_group_size=1000,
+            **table_layout.writer_options(table.schema),
         )
         written = streamed / settings.CSV_DIR / f"{model.table}.csv"
         assert written.read_bytes() == csv_path.read_bytes(), model.table
         written = streamed / settings.PARQUET_DIR / f"{model.table}.parquet"
         assert written.read_bytes() == parquet_path.read_bytes(), model.table
-    assert pq.ParquetFile(streamed / settings.PARQUET_DIR / "statements.parquet").num_row_groups > 2
+    statements = pq.ParquetFile(streamed / settings.PARQUET_DIR / "statements.parquet")
+    assert statements.num_row_groups > 2
+    assert statements.metadata.row_group(0).sorting_columns == (
+        pq.SortingColumn(statements.schema_arrow.get_field_index("person_id")),
+    )
+    assert not list((streamed / settings.PARQUET_DIR).glob(".tmp-*")), "the runs are removed"
 
 
 @pytest.mark.parametrize("second_process", [True, False])

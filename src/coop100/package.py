@@ -16,13 +16,13 @@ from typing import Any, Protocol
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 
 from . import settings
 from .background import fsync
 from .catalog import doi_url, write_catalog_files
 from .digest import file_digest
 from .documents import Feed, document_paths, document_resources, open_documents
+from .layout import Layout, ParquetTableWriter, layout
 from .models import MODELS, About, Record, Source
 from .problems import Problem
 from .release import Release
@@ -35,10 +35,6 @@ CSV_OPTIONS = pacsv.WriteOptions(
 
 def _json_bytes(data: Any) -> bytes:
     return (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
-
-
-# pyarrow's own: pq.write_table cuts a table into row groups of this many rows.
-ROW_GROUP_ROWS = 1 << 20
 
 
 def _csv_schema(schema: pa.Schema) -> pa.Schema:
@@ -66,12 +62,13 @@ class TableWriter:
     """One table's CSV and Parquet files, written a batch at a time.
 
     The bytes are those of writing the whole table at once: CSV rows go out as
-    they come, and Parquet rows wait until they fill a row group (ROW_GROUP_ROWS,
-    pyarrow's default), since pyarrow writes a row group from one table only.
-    So a table's memory is at most one row group, however many rows it has.
+    they come, in records order; the Parquet file is laid out for readers as
+    layout.py decides (sorted, in small row groups), in bounded memory.
     """
 
-    def __init__(self, root: Path, model: type[Record], about: About) -> None:
+    def __init__(
+        self, root: Path, model: type[Record], about: About, table_layout: Layout | None = None
+    ) -> None:
         # The files written, relative to root: the schema at once, the others on close.
         self.schema_path = f"{settings.SCHEMAS_DIR}/{model.table}.json"
         self.paths = (
@@ -87,39 +84,21 @@ class TableWriter:
             self._csv_schema,
             write_options=CSV_OPTIONS,
         )
-        self._schema = arrow.with_metadata(parquet_metadata(schema, about))
-        self._parquet = pq.ParquetWriter(
+        self._parquet = ParquetTableWriter(
             root / self.paths[1],
-            self._schema,
-            compression="zstd",
-            compression_level=9,
+            arrow.with_metadata(parquet_metadata(schema, about)),
+            table_layout or layout(model.table),
         )
-        self._pending: list[pa.Table] = []
-        self._pending_rows = 0
         self.rows = 0
 
     def write(self, batch: pa.Table) -> None:
         """Append rows in the published schema."""
         self._csv.write_table(batch.cast(self._csv_schema))
-        self._pending.append(batch)
-        self._pending_rows += batch.num_rows
+        self._parquet.write(batch)
         self.rows += batch.num_rows
-        while self._pending_rows >= ROW_GROUP_ROWS:
-            self._flush(ROW_GROUP_ROWS)
-
-    def _flush(self, rows: int) -> None:
-        pending = pa.concat_tables(self._pending)
-        self._pending = [pending.slice(rows)] if rows < pending.num_rows else []
-        self._pending_rows = pending.num_rows - rows
-        group = pending.slice(0, rows).replace_schema_metadata(self._schema.metadata)
-        self._parquet.write_table(group, row_group_size=ROW_GROUP_ROWS)
 
     def close(self) -> None:
         """Write the last rows and close both files."""
-        if self._pending_rows or not self.rows:  # an empty table: as pq.write_table writes it
-            if not self.rows:
-                self._pending = [self._schema.empty_table()]
-            self._flush(self._pending_rows)
         self._csv.close()
         self._parquet.close()
 
