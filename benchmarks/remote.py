@@ -27,7 +27,6 @@ import argparse
 import io
 import json
 import os
-import platform
 import socket
 import sys
 import threading
@@ -55,6 +54,7 @@ from coop100.tables import arrow_schema, table_schema
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import synth  # noqa: E402
+from common import machine  # noqa: E402
 
 RESULTS = HERE / "results"
 # The layout every Parquet file had before issue 24: pyarrow's default row groups.
@@ -326,7 +326,7 @@ def run(statements: int, work: Path, repeat: int, row_group_rows: int | None) ->
     keys = {t: pick_keys(folder / f"after-{t}.parquet", c) for t, c in TABLES.items()}
     return {
         "statements": statements,
-        "machine": f"{platform.processor() or platform.machine()}, {platform.python_version()}",
+        "machine": machine(),
         "run": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "row_group_rows": row_group_rows or layout("statements").row_group_rows,
         "repeat": repeat,
