@@ -134,7 +134,9 @@ def test_the_readme_parts_and_change_logs_are_included(docs: Path) -> None:
     changes = (ROOT / "CHANGES.md").read_text(encoding="utf-8")
     newest = re.search(r"^## (.+)$", changes, flags=re.M)
     assert newest and newest.group(1) in _page(docs, "reference/data-changes")
-    assert "Unreleased" in _page(docs, "reference/changelog")
+    changelog = (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
+    versions = re.findall(r"^## \[([\d.]+)\]", changelog, flags=re.M)
+    assert versions and all(v in _page(docs, "reference/changelog") for v in versions)
 
 
 def test_pages_fetch_nothing_from_another_origin(docs: Path) -> None:
@@ -203,3 +205,19 @@ def test_settings_hook_is_the_one_definition() -> None:
         if isinstance(t, ast.Name)
     }
     assert all(name.startswith("_") for name in names), names
+
+
+def test_the_changelog_has_a_section_per_code_version() -> None:
+    """Keep a Changelog: [Unreleased] first, then versions newest first, the newest
+    being pyproject.toml's version; the data's releases are CHANGES.md's, not here."""
+    import tomllib
+
+    changelog = (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
+    headings = re.findall(r"^## \[([^\]]+)\](?: - (\d{4}-\d\d-\d\d))?$", changelog, flags=re.M)
+    assert headings[0] == ("Unreleased", "")
+    versions = [tuple(int(n) for n in v.split(".")) for v, _ in headings[1:]]
+    assert versions and versions == sorted(versions, reverse=True)
+    assert all(date for _, date in headings[1:])
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    assert headings[1][0] == project["version"]
+    assert not re.search(r"^#+ Data — package", changelog, flags=re.M)
