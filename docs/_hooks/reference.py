@@ -1,8 +1,13 @@
-"""MkDocs hook: the settings reference, generated from the modules that define them.
+"""MkDocs hooks: the settings reference, generated from the modules that define them,
+and a name for Material's search dialog.
 
 A page holding `<!-- settings: <module> -->` gets, in its place, every setting of that
 module: name, value and the comment written beside it, under the module's own section
 comments (`# -- name ---`). The modules are the one definition; nothing here repeats them.
+
+Material's search box is a `role="dialog"` with no accessible name (axe-core:
+aria-dialog-name, serious); each page's dialog gets one, and a theme whose markup no
+longer matches fails the build rather than silently losing it.
 """
 
 from __future__ import annotations
@@ -80,6 +85,17 @@ def settings_markdown(module: str) -> str:
 def on_page_markdown(markdown: str, **_: Any) -> str:
     """MkDocs' hook: fill in each settings marker."""
     return _MARKER.sub(lambda m: settings_markdown(m.group(1)), markdown)
+
+
+_SEARCH_DIALOG = '<div class="md-search" data-md-component="search" role="dialog">'
+_NAMED_DIALOG = _SEARCH_DIALOG.replace('role="dialog"', 'role="dialog" aria-label="Search"')
+
+
+def on_post_page(output: str, **_: Any) -> str:
+    """MkDocs' hook: name the search dialog of every page."""
+    if _SEARCH_DIALOG not in output:
+        raise ValueError("Material's search dialog markup changed; update docs/_hooks")
+    return output.replace(_SEARCH_DIALOG, _NAMED_DIALOG)
 
 
 def _trailing_comments(source: str) -> dict[int, list[str]]:
