@@ -43,7 +43,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from run import machine
+from common import baseline_source, machine
 
 from coop100.site.build import Site, build_site, datasette_command, downloads, inspect_data
 from coop100.site.metadata import site_metadata
@@ -381,32 +381,6 @@ def run_scenario(
         "server_killed_at_memory_ceiling": killed_early,
         "machine_load_average": round(statistics.mean(loads), 1) if loads else None,
     }
-
-
-def baseline_source(ref: str, work: Path) -> tuple[str, Path] | None:
-    """Extract src/ at ref (`auto`: the parent of the commit adding the SQL guard)."""
-    if ref == "auto":
-        added = subprocess.run(
-            ["git", "log", "--diff-filter=A", "--format=%H", "--", "src/coop100/site/sqlguard.py"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-        ).stdout.split()
-        if not added:
-            return None
-        ref = added[-1] + "^"
-    target = work / "baseline"
-    target.mkdir()
-    archive = subprocess.run(
-        ["git", "archive", ref, "src"], cwd=ROOT, capture_output=True, check=False
-    )
-    if archive.returncode != 0:
-        return None
-    subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", ref], cwd=ROOT, capture_output=True, text=True
-    ).stdout.strip()
-    return commit, target / "src"
 
 
 def run_variant(

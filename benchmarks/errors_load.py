@@ -26,7 +26,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from serve_load import _LUA, _wait, _wrk, wrk_command, wrk_summary
+from common import WRK_LUA, run_wrk, wait_for_server, wrk_command, wrk_summary
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -66,7 +66,7 @@ def measure(root: Path, args: argparse.Namespace) -> dict[str, Any]:
                 stderr=subprocess.STDOUT,
             )
             try:
-                _wait(base, server)
+                wait_for_server(base, server)
                 return _scenarios(base, log_path, Path(tmp), args)
             finally:
                 server.terminate()
@@ -75,12 +75,12 @@ def measure(root: Path, args: argparse.Namespace) -> dict[str, Any]:
 
 def _scenarios(base: str, log_path: Path, tmp: Path, args: argparse.Namespace) -> dict[str, Any]:
     landing_lua = tmp / "landing.lua"
-    landing_lua.write_text(_LUA)
-    first = _wrk(base + LANDING, str(landing_lua), _options(args, connections=1))
+    landing_lua.write_text(WRK_LUA)
+    first = run_wrk(base + LANDING, str(landing_lua), _options(args, connections=1))
     results: dict[str, Any] = {"floods": {}}
     for name, (method, path) in FLOODS.items():
         flood_lua = tmp / "flood.lua"
-        flood_lua.write_text(_METHOD_LUA.format(method=method) + _LUA)
+        flood_lua.write_text(_METHOD_LUA.format(method=method) + WRK_LUA)
         log_before = log_path.stat().st_size
         # Both wrk runs at once: the flood, and one visitor on the landing page.
         with tempfile.TemporaryFile("w+") as flood_out:
@@ -89,7 +89,7 @@ def _scenarios(base: str, log_path: Path, tmp: Path, args: argparse.Namespace) -
                 stdout=flood_out,
                 text=True,
             )
-            landing = _wrk(base + LANDING, str(landing_lua), _options(args, connections=1))
+            landing = run_wrk(base + LANDING, str(landing_lua), _options(args, connections=1))
             flood.wait()
             flood_out.seek(0)
             bad = wrk_summary(flood_out.read())
@@ -98,7 +98,7 @@ def _scenarios(base: str, log_path: Path, tmp: Path, args: argparse.Namespace) -
         entry = {
             "method": method,
             "path": path,
-            "status": _status(base, method, path),
+            "status": http_status(base, method, path),
             "flood": bad,
             "landing": landing,
             "log_bytes_per_request": round(log_bytes / requests) if requests else None,
@@ -111,7 +111,7 @@ def _scenarios(base: str, log_path: Path, tmp: Path, args: argparse.Namespace) -
         )
     # The floor is the landing page alone, before and after the floods; the machine
     # is shared, so the faster of the two, which makes every ratio the larger.
-    last = _wrk(base + LANDING, str(landing_lua), _options(args, connections=1))
+    last = run_wrk(base + LANDING, str(landing_lua), _options(args, connections=1))
     quiet = min(first, last, key=lambda entry: entry.get("p95_ms") or float("inf"))
     results["landing page alone"] = quiet
     print(f"{'landing page alone':<26} {_latency(quiet)}", flush=True)
@@ -121,7 +121,7 @@ def _scenarios(base: str, log_path: Path, tmp: Path, args: argparse.Namespace) -
     return results
 
 
-def _status(base: str, method: str, path: str) -> int:
+def http_status(base: str, method: str, path: str) -> int:
     host, port = base.removeprefix("http://").split(":")
     conn = http.client.HTTPConnection(host, int(port), timeout=60)
     try:

@@ -10,8 +10,8 @@ Two parts, measured on the package a build just published:
   writes it beside the database.
 
 Nothing here restates a rule of the build: the tables come from
-coop100.database._create_table_sql over the published descriptor, the pragmas from
-its _LOAD_PRAGMAS, the full-text tables from FTS_COLUMNS, FTS_TOKENIZER and
+coop100.load.schema.create_table_sql over the published descriptor, the pragmas from
+coop100.database.LOAD_PRAGMAS, the full-text tables from FTS_COLUMNS, FTS_TOKENIZER and
 FTS_SETTINGS, and the indexes are those the build's own database holds on the
 package's tables (read from its sqlite_master), so the floor creates whatever
 indexes the loader creates.
@@ -48,10 +48,6 @@ def sqlite3_shell() -> str:
     return found
 
 
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def build_indexes(db_path: Path, tables: set[str]) -> list[str]:
     """The CREATE INDEX statements of the build's database on the package's tables."""
     connection = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
@@ -69,32 +65,32 @@ def shell_script(root: Path, db_path: Path) -> str:
     """The sqlite3 shell script of the floor: pragmas, tables, imports, indexes, FTS."""
     from coop100 import settings
     from coop100.database import (
-        _LOAD_PRAGMAS,
-        FTS_COLUMNS,
         FTS_SETTINGS,
         FTS_TOKENIZER,
-        _create_table_sql,
+        LOAD_PRAGMAS,
         csv_resources,
         read_descriptor,
     )
+    from coop100.load.schema import create_table_sql, quote
+    from coop100.serving import FTS_COLUMNS
 
     descriptor = read_descriptor(root / settings.DESCRIPTOR)
     resources = csv_resources(descriptor)
     names = {resource["name"] for resource in resources}
-    lines = [".bail on", *(f"pragma {pragma};" for pragma in _LOAD_PRAGMAS)]
-    lines += [_create_table_sql(resource) + ";" for resource in resources]
+    lines = [".bail on", *(f"pragma {pragma};" for pragma in LOAD_PRAGMAS)]
+    lines += [create_table_sql(resource) + ";" for resource in resources]
     for resource in resources:
         path = (root / resource["path"]).resolve()
-        lines.append(f'.import --csv --skip 1 "{path}" {_quote(resource["name"])}')
+        lines.append(f'.import --csv --skip 1 "{path}" {quote(resource["name"])}')
     lines += [sql + ";" for sql in build_indexes(db_path, names)]
     for table, columns in FTS_COLUMNS.items():
         if table not in names:
             continue
-        fts = _quote(f"{table}_fts")
+        fts = quote(f"{table}_fts")
         lines += [
             f"create virtual table {fts} using fts5("
-            + ", ".join(map(_quote, columns))
-            + f", tokenize='{FTS_TOKENIZER}', content={_quote(table)});",
+            + ", ".join(map(quote, columns))
+            + f", tokenize='{FTS_TOKENIZER}', content={quote(table)});",
             *(
                 f"insert into {fts}({fts}, rank) values('{setting}', {value});"
                 for setting, value in FTS_SETTINGS.items()

@@ -33,7 +33,16 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from serve_load import _LUA, _line, _status, _wrk, add_wrk_arguments, find_wrk, pages, write_results
+from common import (
+    WRK_LUA,
+    add_wrk_arguments,
+    find_wrk,
+    http_status,
+    result_line,
+    run_wrk,
+    write_results,
+)
+from serve_load import pages
 
 from coop100.site import replicas
 
@@ -82,14 +91,14 @@ def measure(root: Path, args: argparse.Namespace) -> dict[str, Any]:
             servers, proxy = front.pids[:-1], front.pids[-1:]
             for page, (path, headers) in paths.items():
                 before = cpu_seconds(servers), cpu_seconds(proxy)
-                entry[page] = _wrk(base + path, args.lua, args, headers) | {"path": path}
+                entry[page] = run_wrk(base + path, args.lua, args, headers) | {"path": path}
                 after = cpu_seconds(servers), cpu_seconds(proxy)
-                entry[page]["status"] = _status(base + path)
+                entry[page]["status"] = http_status(base + path)
                 done = entry[page]["requests"] or 1
                 # CPU time per request: unlike req/s, barely moved by other work on the machine.
                 entry[page]["replica_cpu_ms"] = round((after[0] - before[0]) / done * 1000, 3)
                 entry[page]["nginx_cpu_ms"] = round((after[1] - before[1]) / done * 1000, 3)
-                print(_line(page, entry[page]), flush=True)
+                print(result_line(page, entry[page]), flush=True)
         entry["load after"] = os.getloadavg()[0]
         entry["mix req/s"] = mix(entry)
         results[name] = entry
@@ -213,10 +222,10 @@ def main() -> None:
     with sqlite3.connect(f"file:{root / 'build' / 'coop100.db'}?immutable=1", uri=True) as db:
         statements = db.execute("select count(*) from statements").fetchone()[0]
     sys.path.insert(0, str(HERE))
-    from run import machine
+    from common import machine
 
     with tempfile.NamedTemporaryFile("w", suffix=".lua") as lua:
-        lua.write(_LUA)
+        lua.write(WRK_LUA)
         lua.flush()
         args.lua = lua.name
         setups = measure(root, args)

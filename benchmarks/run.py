@@ -29,7 +29,6 @@ import compileall
 import contextlib
 import json
 import os
-import platform
 import resource
 import shutil
 import subprocess
@@ -40,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import floor
+from common import baseline_source, machine
 from memory import TreeSampler
 from synth import REAL_RECORDS
 
@@ -413,21 +413,6 @@ def startup(work: Path) -> dict[str, Any]:
 
 
 # -- report ---------------------------------------------------------------------------------
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-        memory = Path("/proc/meminfo").read_text().splitlines()[0].split()[1]
-        gib = f"{int(memory) / 2**20:.0f} GiB"
-    except OSError:
-        gib = "?"
-    system = f"{platform.system()} {platform.release()}"
-    return f"{cpu}, {os.cpu_count()} cores, {gib} RAM, {system}, Python {platform.python_version()}"
-
-
 def _cell(entry: dict[str, Any] | None) -> str:
     if not entry:
         return "–"
@@ -880,8 +865,6 @@ def main() -> None:
         results["startup"] |= {"date": results["date"], "machine": results["machine"]}
     before = None
     if args.before:
-        from abuse import baseline_source  # abuse.py imports this module: not at the top
-
         shutil.rmtree(args.work / "before", ignore_errors=True)
         (args.work / "before").mkdir(parents=True)
         before = baseline_source(args.before, args.work / "before")

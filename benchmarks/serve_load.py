@@ -19,7 +19,6 @@ Example:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import shutil
@@ -29,25 +28,24 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
-from run import machine  # benchmarks/run.py, beside this script
+from common import (
+    WRK_LUA,
+    add_wrk_arguments,
+    find_wrk,
+    http_status,
+    machine,
+    result_line,
+    run_wrk,
+    wait_for_server,
+    write_results,
+)
 
 from coop100.site.queries import CANNED_QUERIES
 
 ROOT = Path(__file__).resolve().parent.parent
-
-# wrk's own summary has no p95; this script prints the percentiles in microseconds.
-_LUA = """
-done = function(summary, latency, requests)
-  for _, p in ipairs({50, 95, 99}) do
-    io.write(string.format("p%d %d\\n", p, latency:percentile(p)))
-  end
-end
-"""
 
 
 def pages(db_path: Path, baseline: bool = False) -> dict[str, str]:
@@ -191,14 +189,14 @@ def measure(root: Path, paths: dict[str, str], args: argparse.Namespace) -> dict
     )
     results: dict[str, Any] = {}
     with tempfile.NamedTemporaryFile("w", suffix=".lua") as lua:
-        lua.write(_LUA)
+        lua.write(WRK_LUA)
         lua.flush()
         try:
-            _wait(base, server)
+            wait_for_server(base, server)
             for name, path in paths.items():
-                results[name] = _wrk(base + path, lua.name, args) | {"path": path}
-                results[name]["status"] = _status(base + path)
-                print(_line(name, results[name]), flush=True)
+                results[name] = run_wrk(base + path, lua.name, args) | {"path": path}
+                results[name]["status"] = http_status(base + path)
+                print(result_line(name, results[name]), flush=True)
             status = Path(f"/proc/{server.pid}/status").read_text()
             for key, field in (("server peak MB", "VmHWM"), ("server heap MB", "RssAnon")):
                 found = re.search(rf"{field}:\s+(\d+) kB", status)
@@ -207,77 +205,6 @@ def measure(root: Path, paths: dict[str, str], args: argparse.Namespace) -> dict
             server.terminate()
             server.wait(timeout=30)
     return results
-
-
-def _wrk(
-    url: str, lua: str, args: argparse.Namespace, headers: tuple[str, ...] = ()
-) -> dict[str, Any]:
-    out = subprocess.run(
-        wrk_command(url, lua, args, headers), check=True, capture_output=True, text=True
-    ).stdout
-    return wrk_summary(out)
-
-
-def wrk_command(
-    url: str, lua: str, args: argparse.Namespace, headers: tuple[str, ...] = ()
-) -> list[str]:
-    """Return the wrk command line that loads url with args' threads, connections, seconds."""
-    return [
-        args.wrk,
-        f"-t{args.threads}",
-        f"-c{args.connections}",
-        f"-d{args.seconds}s",
-        "--timeout",
-        "30s",
-        "-s",
-        lua,
-        *[arg for header in headers for arg in ("-H", header)],
-        url,
-    ]
-
-
-def wrk_summary(out: str) -> dict[str, Any]:
-    """Read req/s, the request count, non-2xx answers and p50/p95/p99 from wrk's output."""
-    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    total = re.search(r"(\d+) requests in", out)
-    entry: dict[str, Any] = {
-        "req_per_s": float(rps.group(1)) if rps else None,
-        "requests": int(total.group(1)) if total else None,
-        "non_2xx": int(errors.group(1)) if errors else 0,
-    }
-    for p, micros in re.findall(r"^p(\d+) (\d+)$", out, re.M):
-        entry[f"p{p}_ms"] = round(int(micros) / 1000, 2)
-    return entry
-
-
-def _status(url: str) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=30) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as exc:
-        return int(exc.code)
-
-
-def _line(name: str, entry: dict[str, Any]) -> str:
-    note = f"  (HTTP {entry['status']}, {entry['non_2xx']} non-2xx)" if entry["non_2xx"] else ""
-    return (
-        f"{name:<34} {entry['req_per_s'] or 0:>8.1f} {entry.get('p50_ms', 0):>8.1f} "
-        f"{entry.get('p95_ms', 0):>8.1f} {entry.get('p99_ms', 0):>8.1f}{note}"
-    )
-
-
-def _wait(base: str, server: subprocess.Popen[bytes]) -> None:
-    # At 1M statements `coop100 serve` hashes the database for the inspect file first.
-    deadline = time.monotonic() + 600
-    while True:
-        try:
-            with urllib.request.urlopen(base + "/-/versions.json", timeout=1):
-                return
-        except OSError:
-            if server.poll() is not None or time.monotonic() > deadline:
-                sys.exit("coop100 serve did not start")
-            time.sleep(0.2)
 
 
 def markdown(results: dict[str, Any]) -> str:
@@ -329,29 +256,6 @@ def _speedup(base: dict[str, Any], entry: dict[str, Any], key: str) -> str:
 
 def _flag(entry: dict[str, Any]) -> str:
     return f" (HTTP {entry['status']})" if entry.get("status", 200) != 200 else ""
-
-
-def add_wrk_arguments(parser: argparse.ArgumentParser, connections: int, threads: int) -> None:
-    """The options of a wrk run: how long a page, over how many connections and threads."""
-    parser.add_argument("--seconds", type=int, default=5)
-    parser.add_argument("--connections", type=int, default=connections)
-    parser.add_argument("--threads", type=int, default=threads)
-
-
-def find_wrk(target: str) -> str:
-    """wrk's path, or exit naming the make target that installs it."""
-    found = shutil.which("wrk")
-    if found is None:
-        sys.exit(f"wrk is missing: apt-get install wrk (make {target} does it)")
-    return found
-
-
-def write_results(out: Path | None, name: str, results: dict[str, Any], text: str) -> None:
-    """Write <name>.json and the Markdown <name>.md into out, if given."""
-    if out:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
-        (out / f"{name}.md").write_text(text)
 
 
 def main() -> None:

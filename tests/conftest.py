@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,9 @@ RECORDS = ROOT / "tests" / "fixtures" / "records"
 # The live records and the package committed from them: only the drift check, the
 # release checks and the validity of the published package read them.
 LIVE_RECORDS = ROOT / "records"
+# The benchmarks' scripts (synth.py writes a synthetic archive of bulk records).
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import synth  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -33,4 +37,12 @@ def live_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("live")
     shutil.copytree(LIVE_RECORDS, root / "records")
     build(root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A synthetic archive: the fixture records and 300 statements of bulk records."""
+    root = tmp_path_factory.mktemp("archive")
+    synth.write_archive(root, 300)
     return root

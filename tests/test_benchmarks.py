@@ -7,7 +7,6 @@ and that the fast checks refuse exactly what the slow ones refuse.
 from __future__ import annotations
 
 import contextlib
-import csv
 import json
 import os
 import shutil
@@ -18,16 +17,10 @@ from typing import Any
 
 import pytest
 
-from coop100 import bulk, fastcheck, settings, validate
-from coop100.models import MODEL_BY_TABLE
-from coop100.package import file_digest
 from coop100.pipeline import build
-from coop100.problems import RecordsError
-from coop100.records import Records
 from coop100.site.queries import CANNED_QUERIES
 
 from .conftest import RECORDS
-from .test_checks import verdicts
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -38,220 +31,12 @@ import run  # noqa: E402
 import synth  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("archive")
-    synth.write_archive(root, 300)
-    return root
-
-
 def test_synth_is_seeded(archive: Path, tmp_path: Path) -> None:
     counts = synth.write_archive(tmp_path, 300)
     assert counts["statements"] == 300
     for table in synth.BULK_TABLES:
         name = f"records/bulk/{table}.jsonl"
         assert (tmp_path / name).read_bytes() == (archive / name).read_bytes()
-
-
-def test_synthetic_archive_builds_and_validates(archive: Path, records: Records) -> None:
-    read = bulk.read_tables(archive / "records")
-    assert read.tables["statements"].num_rows == 300 + len(records.rows("statements"))
-    assert build(archive).paths != []
-    assert validate.validate_package(archive, engine="columnar") == []
-    assert validate.validate_package(archive, engine="frictionless") == []
-
-
-# -- bulk rows: the column rules refuse exactly what the models refuse ----------------
-
-BAD_VALUES: list[tuple[str, str, Any]] = [
-    ("statements", "text", " leading space"),
-    ("statements", "text", "trailing space\u00a0"),
-    ("statements", "text", ""),
-    ("statements", "text", "=SUM(A1)"),
-    ("statements", "text", "bell\x07"),
-    ("statements", "text", "e\u0301"),  # not NFC
-    ("statements", "text", "x" * 2001),
-    ("statements", "type", "rant"),
-    ("statements", "statement_id", "Not-A-Slug"),
-    ("statements", "statement_id", "slug\n"),
-    ("statements", "event_id", None),
-    ("statements", "person_id", None),  # and no organisation_id: no speaker
-    ("statements", "paragraph", 0),
-    ("events", "start_date", "2020-02-30"),
-    ("events", "start_date", "2020-3-01"),
-    ("events", "start_date", "\u0662\u0660\u0662\u0660-01-01"),
-    ("events", "end_date", "1999-01-01"),  # before start_date
-    ("events", "start_time", "24:00"),
-    ("events", "start_time", "9:30"),
-    ("events", "attendance_summary", -1),
-    ("events", "mode", "telepathy"),
-    ("organisations", "country", "ch"),
-    ("organisations", "country", "CH\n"),
-    ("organisations", "founded", "1919-13"),
-    ("organisations", "wikidata_id", "Q0"),
-    ("affiliations", "end", "1980"),  # before start
-    ("affiliations", "start", "20200"),
-    ("participations", "speaking_order", 0),
-    ("participations", "role", "host"),
-]
-GOOD_VALUES: list[tuple[str, str, Any]] = [
-    ("statements", "text", "Zoë said “ça va” — 中文 ✓"),
-    ("statements", "text", "x" * 2000),
-    ("events", "start_date", "2020-02-29"),
-    ("events", "start_time", "23:59"),
-    ("organisations", "founded", "1919-02"),
-    ("affiliations", "end", "2018-12"),
-]
-
-
-def _first_row(archive: Path, table: str, needs: str) -> dict[str, Any]:
-    path = archive / "records" / "bulk" / f"{table}.jsonl"
-    for line in path.read_text(encoding="utf-8").splitlines():
-        row: dict[str, Any] = json.loads(line)
-        if needs in row or needs in ("paragraph", "end", "country", "founded", "wikidata_id"):
-            if table != "statements" or row.get("paragraph"):
-                return row
-    raise AssertionError(f"no {table} row with {needs}")
-
-
-@pytest.mark.parametrize(("table", "field", "value"), BAD_VALUES + GOOD_VALUES)
-def test_column_rules_agree_with_models(archive: Path, table: str, field: str, value: Any) -> None:
-    row = _first_row(archive, table, field)
-    changed = dict(row) | {field: value}
-    if table == "affiliations":
-        changed.setdefault("start", "1990")
-    by_model, by_rules = verdicts(MODEL_BY_TABLE[table], [row, changed])
-    assert by_model == by_rules
-    assert by_model == [False, (table, field, value) in BAD_VALUES]
-
-
-def _seed_bulk(archive: Path, tmp_path: Path, table: str, edit: Any) -> Path:
-    root = tmp_path / "seeded"
-    synth.write_archive(root, 300)
-    path = root / "records" / "bulk" / f"{table}.jsonl"
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
-    edit(rows)
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-    return root
-
-
-@pytest.mark.parametrize(
-    ("table", "edit", "expected"),
-    [
-        (
-            "statements",
-            lambda rows: rows[4].update(statement_id=rows[3]["statement_id"]),
-            "records/bulk/statements.jsonl:5:2: statements '{}' field 'statement_id': "
-            "duplicate id (first at records/bulk/statements.jsonl:4)",
-        ),
-        (
-            "statements",
-            lambda rows: rows[2].update(person_id="nobody"),
-            "records/bulk/statements.jsonl:3:56: statements '{}' field 'person_id': "
-            "'nobody' is not a known people id",
-        ),
-        (
-            "affiliations",
-            lambda rows: rows[0].update(preferred=not rows[0]["preferred"]),
-            "field 'preferred'",
-        ),
-        (
-            "statements",
-            lambda rows: rows[1].update(speaker="x"),
-            "records/bulk/statements.jsonl:2:1: statements '{}' field 'speaker': "
-            "is not a field of statements",
-        ),
-        (
-            "statements",
-            lambda rows: rows[1].update(paragraph="3"),
-            "records/bulk/statements.jsonl:2:1: statements '{}' field 'paragraph': "
-            "must be a whole number, not '3'",
-        ),
-    ],
-)
-def test_bulk_problems_name_file_and_line(
-    archive: Path, tmp_path: Path, table: str, edit: Any, expected: str
-) -> None:
-    root = _seed_bulk(archive, tmp_path, table, edit)
-    rows = (root / "records" / "bulk" / f"{table}.jsonl").read_text().splitlines()
-    line = int(expected.split(":")[1]) if expected.startswith("records") else 1
-    key = json.loads(rows[line - 1]).get("statement_id", "")
-    with pytest.raises(RecordsError) as caught:
-        bulk.read_tables(root / "records")
-    text = str(caught.value)
-    assert expected.format(key) in text
-
-
-# -- the published package: fastcheck finds what frictionless finds ------------------
-
-SEEDED = [
-    # (resource, row number as frictionless counts it, field, new cell, error type)
-    ("participations", 3, "speaking_order", "three", "type-error"),
-    ("events", 2, "start_date", "2020-02-30", "type-error"),
-    ("statements", 4, "type", "rant", "constraint-error"),
-    ("people", 3, "name", "", "constraint-error"),
-    ("statements", 5, "statement_id", "<copy row 4>", "primary-key"),
-    ("statements", 6, "person_id", "nobody", "foreign-key"),
-    ("statement_topics", 2, "topic_id", "astrology", "foreign-key"),
-]
-
-
-def _seed_package(source: Path, target: Path) -> None:
-    """A copy of a built package with SEEDED written into its CSVs, checksums updated."""
-    for name in ("datapackage.json", "schemas", "build", *settings.ROOT_DOCUMENTS):
-        src = source / name
-        if src.is_dir():
-            import shutil
-
-            shutil.copytree(src, target / name)
-        else:
-            (target / name).write_bytes(src.read_bytes())
-    descriptor = json.loads((target / "datapackage.json").read_text())
-    for resource, row, field, value, _ in SEEDED:
-        path = target / "build" / "csv" / f"{resource}.csv"
-        with path.open(newline="", encoding="utf-8") as handle:
-            rows = list(csv.reader(handle))
-        column = rows[0].index(field)
-        if value == "<copy row 4>":
-            value = rows[4 - 1][column]
-        rows[row - 1][column] = value
-        with path.open("w", newline="", encoding="utf-8") as handle:
-            csv.writer(handle, lineterminator="\r\n").writerows(rows)
-    for entry in descriptor["resources"]:
-        if entry.get("format") == "csv":
-            size, sha = file_digest(target / entry["path"])
-            entry |= {"bytes": size, "hash": f"sha256:{sha}"}
-    (target / "datapackage.json").write_text(json.dumps(descriptor, indent=2))
-
-
-def _frictionless_findings(root: Path) -> set[tuple[str, int, str]]:
-    from frictionless import Package
-
-    report = Package(str(root / "datapackage.json")).validate()
-    return {
-        (task.name, error.row_number or 0, error.type)
-        for task in report.tasks
-        for error in task.errors
-        if not task.name.endswith("-parquet")
-    }
-
-
-def test_fastcheck_finds_every_seeded_error_frictionless_finds(
-    fresh_build: Path, tmp_path: Path
-) -> None:
-    _seed_package(fresh_build, tmp_path)
-    descriptor = json.loads((tmp_path / "datapackage.json").read_text())
-    fast = {(f.table, f.row, f.kind) for f in fastcheck.check_package(tmp_path, descriptor)}
-    slow = _frictionless_findings(tmp_path)
-    seeded = {(resource, row, kind) for resource, row, _, _, kind in SEEDED}
-    assert seeded <= slow
-    assert seeded <= fast
-    assert fast == slow
-
-
-def test_fastcheck_is_clean_on_the_real_package(fresh_build: Path) -> None:
-    descriptor = json.loads((fresh_build / "datapackage.json").read_text())
-    assert fastcheck.check_package(fresh_build, descriptor) == []
 
 
 def _require(tool: str) -> None:

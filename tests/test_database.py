@@ -14,14 +14,12 @@ import sqlite_utils
 from coop100.archive import package_files, write_zip
 from coop100.database import (
     DESCRIPTOR,
-    FTS_COLUMNS,
-    VIEWS,
-    DatabaseError,
     load_database,
     read_descriptor,
 )
+from coop100.problems import DatabaseError
+from coop100.serving import FACETS, FTS_COLUMNS, VIEWS
 from coop100.site.build import Site
-from coop100.site.settings import FACETS
 from tests.site_fixtures import copy_package
 
 
@@ -256,7 +254,7 @@ create table loose (p text references parent);
 def test_each_distinct_key_is_asked_as_sqlite_asks_each_row(
     rows: list[tuple[str | None, ...]], found: bool
 ) -> None:
-    from coop100.database import _keys_found
+    from coop100.database import keys_found
 
     db = sqlite3.connect(":memory:")
     db.executescript(_KEYED)
@@ -265,8 +263,8 @@ def test_each_distinct_key_is_asked_as_sqlite_asks_each_row(
         "insert into child values (?, ?, ?, ?, ?)",
         [(f"c{i}", *row) for i, row in enumerate(rows * 3)],
     )
-    assert _keys_found(db, "child") is found
+    assert keys_found(db, "child") is found
     assert found == (db.execute("pragma foreign_key_check(child)").fetchall() == [])
     # A key naming no parent column (its primary key) is left to the pragma.
     db.execute("insert into loose values ('1')")
-    assert _keys_found(db, "loose") is False
+    assert keys_found(db, "loose") is False

@@ -122,7 +122,7 @@ def test_the_generator_reads_comments_and_sections() -> None:
     assert by_name["DOWNLOADS_MOUNT"].description.startswith("files of the package")
     assert by_name["SQL_TIME_LIMIT_MS"].section == "limits (Datasette settings)"
     assert by_name["MAX_VALUE_BYTES"].value == "100_000"
-    assert by_name["FACETS"].value == "from `coop100.settings`"
+    assert by_name["MAX_RETURNED_ROWS"].value == "from `coop100.settings`"
 
 
 def test_the_readme_parts_and_change_logs_are_included(docs: Path) -> None:

@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 
 from coop100.database import DB_NAME, DESCRIPTOR, load_database
+from coop100.serving import column_facets
 from coop100.site.build import Site, datasette_app, inspect_data
-from coop100.site.settings import FACET_COUNTS_TABLE, FACET_GROUPS_TABLE, column_facets
+from coop100.site.settings import FACET_COUNTS_TABLE, FACET_GROUPS_TABLE
 from tests.site_fixtures import DATABASE, SiteClient
 
 

@@ -17,8 +17,9 @@ from typing import Any
 import pytest
 
 from coop100.bulk import Unsure, read_tables, stream_tables
-from coop100.database import Load, _judge
+from coop100.database import Load
 from coop100.integrity import CitedParagraphs
+from coop100.load.judge import judge
 from coop100.models import Source
 from coop100.package import table_resources, write_package_files
 from coop100.problems import RecordsError
@@ -45,7 +46,7 @@ def _broken_in_sqlite(
         for resource in resources:
             load.insert(resource["name"], out / resource["path"])
         broken: list[str] = []
-        _judge(load, broken)
+        judge(load, broken)
         broken += cited.broken
         if first_dangling is not None:
             first_dangling += load.db.execute("pragma foreign_key_check").fetchall()[:1]
@@ -86,7 +87,7 @@ def test_the_real_records_break_no_rule(tmp_path: Path) -> None:
     "case", [c for c in CASES if c.stem.startswith("dangling-")], ids=lambda p: p.stem
 )
 def test_a_missing_row_is_named_as_sqlite_names_it(case: Path, tmp_path: Path) -> None:
-    # The build asks each distinct key whether its row is there (database._keys_found),
+    # The build asks each distinct key whether its row is there (database.keys_found),
     # and names the first row SQLite's own check finds only when one is missing.
     records = tmp_path / "records"
     shutil.copytree(RECORDS, records)

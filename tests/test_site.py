@@ -15,7 +15,8 @@ from urllib.parse import quote
 
 import pytest
 
-from coop100.database import DESCRIPTOR, FTS_COLUMNS, VIEWS, csv_resources, read_descriptor
+from coop100.database import DESCRIPTOR, csv_resources, read_descriptor
+from coop100.serving import FTS_COLUMNS, VIEWS
 from coop100.site import settings as site_settings
 from coop100.site.downloads import read_downloads
 from coop100.site.queries import CANNED_QUERIES

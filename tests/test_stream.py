@@ -70,7 +70,8 @@ def test_the_build_loads_what_the_published_csvs_load(
 ) -> None:
     """The build feeds SQLite the rows it writes; the package's CSVs must load the same."""
     from coop100 import pipeline
-    from coop100.database import DB_NAME, FTS_COLUMNS, load_database
+    from coop100.database import DB_NAME, load_database
+    from coop100.serving import FTS_COLUMNS
 
     synth.write_archive(tmp_path, 300)
     monkeypatch.setattr(pipeline, "SECOND_PROCESS_MIN_BYTES", 0 if second_process else 1 << 40)
@@ -132,10 +133,11 @@ def test_a_database_another_connection_holds_in_wal_mode_is_not_published(
 ) -> None:
     """The indexes are in the log until the journal goes back to delete mode; if another
     connection holds the log, SQLite refuses the switch and nothing is published."""
-    from coop100 import integrity, pipeline
+    from coop100 import pipeline
+    from coop100.load import judge
 
     kept = []
-    broken_rules = integrity.broken_rules
+    broken_rules = judge.broken_rules
 
     def and_read_on(conn: sqlite3.Connection) -> list[str]:
         path = conn.execute("pragma database_list").fetchone()[2]
@@ -144,7 +146,7 @@ def test_a_database_another_connection_holds_in_wal_mode_is_not_published(
         kept.append(other)
         return broken_rules(conn)
 
-    monkeypatch.setattr(integrity, "broken_rules", and_read_on)
+    monkeypatch.setattr(judge, "broken_rules", and_read_on)
     with pytest.raises(sqlite3.OperationalError, match="database is locked"):
         pipeline.build(tmp_path)
     assert kept
@@ -158,7 +160,7 @@ def test_batches_reach_the_loading_process_whole_in_a_reused_buffer() -> None:
 
     import pyarrow as pa
 
-    from coop100.database import _ipc_message, _Received
+    from coop100.load.process import _ipc_message, _Received
 
     batches = [
         pa.record_batch(
@@ -184,16 +186,17 @@ def test_the_reader_beside_the_indexing_runs_at_the_lowest_priority(
     import os
     import threading
 
-    from coop100 import database, pipeline
+    from coop100 import pipeline
+    from coop100.load import judge
 
     lowered = []
-    lower_priority = database.lower_priority
+    lower_priority = judge.lower_priority
 
     def record() -> None:
         lower_priority()
         lowered.append((threading.current_thread().name, os.getpriority(os.PRIO_PROCESS, 0)))
 
-    monkeypatch.setattr(database, "lower_priority", record)
+    monkeypatch.setattr(judge, "lower_priority", record)
     pipeline.build(tmp_path)
     assert [name.split("_")[0] for name, _ in lowered] == ["coop100-read"]
     if sys.platform == "linux":

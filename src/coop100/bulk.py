@@ -36,7 +36,7 @@ from .checks import Check, Mask, matches
 from .integrity import check_tables, place
 from .models import MODEL_BY_TABLE, MODELS, About, Record, Source
 from .problems import Problem, RecordsError
-from .records import Records, _Mapping, _model_problems, _show, read_records
+from .records import PlacedMapping, Records, model_problems, read_records, shown_path
 from .tables import arrow_schema, columns, field_metadata, to_arrow
 
 BULK_DIR = "bulk"
@@ -217,12 +217,12 @@ def _read_line(
     if not isinstance(data, dict):
         message = "each line must be a JSON object"
         return None, [Problem(shown, number, 1, model.table, message=message)]
-    row = _Mapping(data)
+    row = PlacedMapping(data)
     row.line, row.column, row.key_marks = number, 1, {}
     try:
         return model.model_validate(data), []
     except ValidationError as exc:
-        return None, _model_problems(exc, model, row, shown)
+        return None, model_problems(exc, model, row, shown)
 
 
 @dataclass
@@ -443,11 +443,11 @@ def _bulk_listing(records_dir: Path) -> tuple[dict[str, tuple[Path, str]], list[
     problems = []
     bulk_dir = records_dir / BULK_DIR
     if os.path.lexists(bulk_dir) and not bulk_dir.is_dir():
-        where = _show(bulk_dir, base)
+        where = shown_path(bulk_dir, base)
         problems.append(Problem(where, message=f"is not a folder; give {where}/<table>.jsonl"))
     files = {}
     for table, path in bulk_files(records_dir).items():
-        shown = _show(path, base)
+        shown = shown_path(path, base)
         if table in BULK_TABLES:
             files[table] = (path, shown)
         else:

@@ -18,19 +18,19 @@ from typing import NoReturn
 import click
 
 from . import report, settings
-from .database import DatabaseError
 from .models import Slug
 from .package import (
     BuildDirError,
     PackageError,
     build_lock,
-    drifted_files,
     finish_interrupted_publish,
 )
 from .pipeline import build as build_all
-from .problems import Problem, RecordsError
+from .pipeline import drifted_files, write_whole
+from .problems import DatabaseError, Problem, RecordsError
 from .records import EVENTS_DIR
 from .release import TAG_PREFIX as TAG
+from .release import ReleaseError, add_release, plan_release
 from .site import settings as site_settings
 from .validate import check_checksums, validate_package
 
@@ -216,9 +216,6 @@ def release(
 
         coop100 release --since v1.0.0
     """
-    from .package import write_whole
-    from .release import ReleaseError, add_release, plan_release
-
     _check_root(root)
     records_dir = root / settings.RECORDS_DIR
     try:
@@ -312,6 +309,7 @@ def diff(old: str, new: str, fmt: str, max_rows: int | None, level: int) -> None
 
         coop100 diff v1.0.0.zip . --format markdown
     """
+    # Lazy, for start-up time: only `diff` needs the differ and what it imports.
     from .diff import DiffError, diff_packages
 
     try:

@@ -16,7 +16,9 @@ from typing import Any, Protocol
 import pyarrow as pa
 
 from . import settings
+from .digest import file_digest
 from .models import About
+from .popolo import PopoloWriter
 from .release import Release, changes_markdown
 
 
@@ -106,9 +108,19 @@ def citation_cff(release: Release, about: About) -> str:
 
 
 def _popolo(path: Path, releases: list[Release], about: About) -> DocumentFeed:
-    from .popolo import PopoloWriter
-
     return PopoloWriter(path)
+
+
+def _codebook(path: Path, releases: list[Release], about: About) -> DocumentFeed:
+    from .codebook import CodebookWriter
+
+    return CodebookWriter(path, about.title)
+
+
+def _diagram(releases: list[Release], about: About) -> str:
+    from .diagram import diagram_svg
+
+    return diagram_svg()
 
 
 DOCUMENTS: tuple[Document, ...] = (
@@ -144,6 +156,27 @@ DOCUMENTS: tuple[Document, ...] = (
         "application/json",
         _popolo,
     ),
+    Document(
+        settings.CODEBOOK_RESOURCE,
+        settings.CODEBOOK_FILE,
+        "Codebook",
+        "Every table and field: its type, what its values must be, its categories, its"
+        " description and an example from the data; the keys, and what each foreign key"
+        " joins to.",
+        "md",
+        "text/markdown",
+        _codebook,
+    ),
+    Document(
+        settings.DIAGRAM_RESOURCE,
+        settings.DIAGRAM_FILE,
+        "Diagram of the tables and their keys",
+        "Each table's primary and foreign keys, a line from each foreign key to the key it"
+        " joins to (SVG).",
+        "svg",
+        "image/svg+xml",
+        _text(_diagram),
+    ),
 )
 
 
@@ -158,8 +191,6 @@ def open_documents(root: Path, releases: list[Release], about: About) -> list[Do
 
 def document_resources(root: Path) -> list[dict[str, Any]]:
     """The documents' entries in datapackage.json, with the written files' sizes and hashes."""
-    from .package import file_digest
-
     resources = []
     for document in DOCUMENTS:
         size, sha256 = file_digest(root / document.path)

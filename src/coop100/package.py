@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import os
 import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from fnmatch import fnmatchcase
@@ -22,10 +20,11 @@ import pyarrow.parquet as pq
 
 from . import settings
 from .background import fsync
+from .digest import file_digest
 from .documents import Feed, document_paths, document_resources, open_documents
 from .models import MODELS, About, Record, Source
 from .problems import Problem
-from .release import Release, read_releases
+from .release import Release
 from .tables import arrow_schema, table_schema
 
 CSV_OPTIONS = pacsv.WriteOptions(
@@ -35,15 +34,6 @@ CSV_OPTIONS = pacsv.WriteOptions(
 
 def _json_bytes(data: Any) -> bytes:
     return (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
-
-
-def file_digest(path: Path) -> tuple[int, str]:
-    """Size in bytes and sha256 of a file."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return path.stat().st_size, digest.hexdigest()
 
 
 # pyarrow's own: pq.write_table cuts a table into row groups of this many rows.
@@ -286,22 +276,6 @@ def published_files(root: Path) -> list[str]:
             f"{settings.PARQUET_DIR}/{model.table}.parquet",
         ]
     return paths
-
-
-def write_whole(records_dir: Path, root: Path) -> None:
-    """Read the records whole and write the package they build under root (which must exist).
-
-    For the checks that compare a package with the records (drift, releases).
-
-    Raises:
-        RecordsError: the records are invalid.
-    """
-    from .bulk import Whole, read_tables  # bulk imports records; keep package importable alone
-
-    read = read_tables(records_dir)
-    write_package_files(
-        Whole(read.tables, read.sources, read.about), root, read_releases(records_dir)
-    )
 
 
 # -- publishing: all files or none ----------------------------------------------------
@@ -570,26 +544,6 @@ def prepare_build_dir(root: Path) -> None:
         raise BuildDirError(
             [f"{rel}: not written by coop100 build; move it out of build/" for rel in foreign]
         )
-
-
-def drifted_files(records_dir: Path, root: Path) -> list[Problem]:
-    """Published files under root that differ from what records_dir builds.
-
-    Raises:
-        RecordsError: the records are invalid.
-    """
-    with tempfile.TemporaryDirectory(prefix="coop100-drift-") as fresh:
-        write_whole(records_dir, Path(fresh))
-        return [
-            Problem(
-                rel,
-                message="differs from what records/ builds",
-                hint="run `coop100 build` and commit it",
-            )
-            for rel in published_files(root)
-            if not (root / rel).is_file()
-            or (root / rel).read_bytes() != (Path(fresh) / rel).read_bytes()
-        ]
 
 
 class PackageError(Exception):

@@ -30,9 +30,10 @@ import pyarrow.parquet as pq
 from . import settings
 from .archive import ZIP_NAME, Deflater, write_zip
 from .background import lower_priority
-from .bulk import Unsure, Whole, read_whole, stream_tables
-from .database import DB_NAME, DatabaseError, InlineLoad, LoadProcess
+from .bulk import Unsure, Whole, read_tables, read_whole, stream_tables
+from .database import DB_NAME
 from .integrity import CitedParagraphs
+from .load.process import InlineLoad, LoadProcess
 from .models import MODELS, Source
 from .package import (
     PackageError,
@@ -47,7 +48,7 @@ from .package import (
     table_resources,
     write_package_files,
 )
-from .problems import Problem
+from .problems import DatabaseError, Problem
 from .release import read_releases
 from .tables import arrow_schema, to_arrow
 from .validate import column_problem
@@ -273,3 +274,37 @@ def _row_counts(staging: Path, counts: dict[str, int]) -> list[Problem]:
             message = f"Parquet holds {rows} rows, the CSV {counts.get(model.table)}"
             problems.append(Problem(table=model.table, message=message))
     return problems
+
+
+def write_whole(records_dir: Path, root: Path) -> None:
+    """Read the records whole and write the package they build under root (which must exist).
+
+    For the checks that compare a package with the records (drift, releases).
+
+    Raises:
+        RecordsError: the records are invalid.
+    """
+    read = read_tables(records_dir)
+    write_package_files(
+        Whole(read.tables, read.sources, read.about), root, read_releases(records_dir)
+    )
+
+
+def drifted_files(records_dir: Path, root: Path) -> list[Problem]:
+    """Published files under root that differ from what records_dir builds.
+
+    Raises:
+        RecordsError: the records are invalid.
+    """
+    with tempfile.TemporaryDirectory(prefix="coop100-drift-") as fresh:
+        write_whole(records_dir, Path(fresh))
+        return [
+            Problem(
+                rel,
+                message="differs from what records/ builds",
+                hint="run `coop100 build` and commit it",
+            )
+            for rel in published_files(root)
+            if not (root / rel).is_file()
+            or (root / rel).read_bytes() != (Path(fresh) / rel).read_bytes()
+        ]

@@ -52,3 +52,7 @@ class RecordsError(Exception):
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = sorted(set(problems))
         super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class DatabaseError(Exception):
+    """The package cannot be loaded into SQLite as it stands."""

@@ -101,7 +101,7 @@ class Records:
 # -- YAML ----------------------------------------------------------------------
 
 
-class _Mapping(dict[str, Any]):
+class PlacedMapping(dict[str, Any]):
     """A YAML mapping that remembers where it and each of its keys stand (1-based)."""
 
     line: int = 0
@@ -138,12 +138,14 @@ for _tag, (_pattern, _firsts) in _CORE_SCHEMA.items():
     _Loader.add_implicit_resolver(_tag, re.compile(_pattern), list(_firsts))
 
 
-def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> _Mapping:
+def _construct_mapping(
+    loader: _Loader, node: yaml.MappingNode, deep: bool = False
+) -> PlacedMapping:
     loader.flatten_mapping(node)
     problem = inputs.too_many_keys(len(node.value))
     if problem:
         raise yaml.constructor.ConstructorError(None, None, problem, node.start_mark)
-    result = _Mapping()
+    result = PlacedMapping()
     result.line, result.column = node.start_mark.line + 1, node.start_mark.column + 1
     result.key_marks = {}
     for key_node, value_node in node.value:
@@ -259,9 +261,13 @@ def _record_id(model: type[Record], data: Any) -> str:
     return "/".join(str(data.get(f, "?")) for f in model.primary_key)
 
 
-def _model_problems(
-    exc: ValidationError, model: type[Record] | type[About], data: _Mapping, shown: str
+def model_problems(
+    exc: ValidationError, model: type[Record] | type[About], data: PlacedMapping, shown: str
 ) -> list[Problem]:
+    """One problem per error pydantic found in a record, placed at its file, line and field.
+
+    The YAML reader and the bulk reader (coop100.bulk) both report through it.
+    """
     problems = []
     table = model.table if issubclass(model, Record) else ""
     rid = _record_id(model, data) if issubclass(model, Record) else ""
@@ -322,31 +328,33 @@ def read_records(records_dir: Path) -> tuple[Records, list[Problem]]:
     problems = []
     for name, tables in [*RECORD_FILES.items(), (PACKAGE_FILE, ())]:
         if not os.path.lexists(records_dir / name):  # one that is not a file: see _read_yaml
-            problems.append(Problem(_show(records_dir / name, base), message="is missing"))
+            problems.append(Problem(shown_path(records_dir / name, base), message="is missing"))
             records.unread.update(tables)
     for path in sorted(records_dir.glob("*.yaml")) + sorted(records_dir.glob("*.yml")):
         if path.name == PACKAGE_FILE:
-            records.about, read = _read_about(path, _show(path, base))
+            records.about, read = _read_about(path, shown_path(path, base))
             problems += read
         else:
-            problems += _read_file(path, _show(path, base), records, RECORD_FILES.get(path.name))
+            problems += _read_file(
+                path, shown_path(path, base), records, RECORD_FILES.get(path.name)
+            )
     events = records_dir / EVENTS_DIR
     # By event id, so an event comes before the parts named after it (its-id-part).
     found = [*events.glob("*.yaml"), *events.glob("*.yml")] if events.is_dir() else []
     paths = sorted(found, key=lambda p: (p.stem, p.suffix))
     if not paths:
         message = f"holds no event; add one file per event, {EVENT_FILE}"
-        problems.append(Problem(_show(events, base), message=message))
+        problems.append(Problem(shown_path(events, base), message=message))
         records.unread.update(EVENT_TABLES)
     for path in paths:
-        problems += _read_file(path, _show(path, base), records, EVENT_TABLES)
+        problems += _read_file(path, shown_path(path, base), records, EVENT_TABLES)
     return records, problems
 
 
 def read_about(records_dir: Path) -> About:
     """The package's own words, from records/package.yaml; raise RecordsError if they are wrong."""
     about, problems = _read_about(
-        records_dir / PACKAGE_FILE, _show(records_dir / PACKAGE_FILE, records_dir.parent)
+        records_dir / PACKAGE_FILE, shown_path(records_dir / PACKAGE_FILE, records_dir.parent)
     )
     if about is None:
         raise RecordsError(problems)
@@ -355,14 +363,14 @@ def read_about(records_dir: Path) -> About:
 
 def _read_about(path: Path, shown: str) -> tuple[About | None, list[Problem]]:
     data, problems = _read_yaml(path, shown)
-    if not problems and not isinstance(data, _Mapping):
+    if not problems and not isinstance(data, PlacedMapping):
         problems = [Problem(shown, 1, 1, message="must be a mapping of the package's fields")]
     if problems:
         return None, problems
     try:
         return About.model_validate(data), []
     except ValidationError as exc:
-        return None, _model_problems(exc, About, data, shown)
+        return None, model_problems(exc, About, data, shown)
 
 
 def _read_file(
@@ -374,7 +382,7 @@ def _read_file(
         message = f"is not a records file; expected one of {expected}"
         return [Problem(shown, message=message)]
     data, problems = _read_yaml(path, shown)
-    if not problems and not isinstance(data, _Mapping):
+    if not problems and not isinstance(data, PlacedMapping):
         message = "must be a mapping of table name to a list of records"
         problems = [Problem(shown, 1, 1, message=message)]
     if problems:
@@ -387,7 +395,7 @@ def _read_file(
     return problems
 
 
-def _names_its_event(path: Path, shown: str, data: _Mapping) -> list[Problem]:
+def _names_its_event(path: Path, shown: str, data: PlacedMapping) -> list[Problem]:
     """An event file is named after the event it holds, so its name finds it.
 
     A file that holds no event row (its rows are in records/bulk/) is not judged.
@@ -428,7 +436,7 @@ def _read_table(
 def _read_record(
     model: type[Record], row: Any, mark: tuple[int, int], shown: str, records: Records
 ) -> list[Problem]:
-    if not isinstance(row, _Mapping):
+    if not isinstance(row, PlacedMapping):
         records.unread.add(model.table)
         message = f"each record must be a mapping, not {row!r}"
         return [Problem(shown, *mark, model.table, message=message)]
@@ -436,13 +444,14 @@ def _read_record(
         record = model.model_validate(row)
     except ValidationError as exc:
         records.invalid[model.table].append(row)
-        return _model_problems(exc, model, row, shown)
+        return model_problems(exc, model, row, shown)
     located = Located(record, shown, row.line, row.column, dict(row.key_marks))
     records.tables[model.table].append(located)
     return []
 
 
-def _show(path: Path, base: Path) -> str:
+def shown_path(path: Path, base: Path) -> str:
+    """The path as an error shows it: relative to base where it lies under it."""
     try:
         return str(path.relative_to(base))
     except ValueError:

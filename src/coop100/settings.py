@@ -20,15 +20,26 @@ CITATION_FILE = "CITATION.cff"  # Citation File Format, written from the release
 CITATION_RESOURCE = "citation"
 POPOLO_FILE = "build/popolo/popolo.json"  # the tables as Popolo JSON (popolo.py)
 POPOLO_RESOURCE = "popolo"
-# Written from the tables: it changes when they do, and their changes say how.
-DERIVED_DOCUMENTS = (POPOLO_RESOURCE,)
+# The codebook (codebook.py) and the diagram of the tables and their keys (diagram.py).
+CODEBOOK_FILE = "build/codebook/codebook.md"
+CODEBOOK_RESOURCE = "codebook"
+DIAGRAM_FILE = "build/codebook/tables.svg"
+DIAGRAM_RESOURCE = "tables-diagram"
+# Written from the tables or the models: they change when those do, and their changes say how.
+DERIVED_DOCUMENTS = (POPOLO_RESOURCE, CODEBOOK_RESOURCE, DIAGRAM_RESOURCE)
 # The documents published at the top of the package, beside datapackage.json.
 ROOT_DOCUMENTS = (CHANGES_FILE, CITATION_FILE)
 # Written from the releases themselves: a release's own output, not a change in it.
 RELEASE_DOCUMENTS = (CHANGES_RESOURCE, CITATION_RESOURCE)
 # The package's resources that are files rather than tables, in the descriptor's order
 # (documents.py writes them).
-FILE_RESOURCES = (CHANGES_RESOURCE, CITATION_RESOURCE, POPOLO_RESOURCE)
+FILE_RESOURCES = (
+    CHANGES_RESOURCE,
+    CITATION_RESOURCE,
+    POPOLO_RESOURCE,
+    CODEBOOK_RESOURCE,
+    DIAGRAM_RESOURCE,
+)
 # Rows shown per list in a release's notes (the counts are always whole).
 RELEASE_NOTES_MAX_ROWS = 50
 
@@ -76,39 +87,6 @@ FASTCHECK_MIN_BYTES = 1 << 20
 # Rows on one page of the site (Datasette's max_returned_rows); a stored facet keeps
 # one value more, to tell the page there are more.
 MAX_RETURNED_ROWS = 1000
-
-# Default sort column and facets per table or view. coop100.database indexes each
-# page in its order, each facet column before it, and stores facet counts (coop100.facets).
-SORT: dict[str, str] = {
-    "sources": "label",
-    "organisations": "name",
-    "people": "sort_name",
-    "person_names": "person_id",
-    "affiliations": "claim_key",
-    "events": "start_date",
-    "participations": "speaking_order",
-    "topics": "label",
-    "statement_topics": "topic_id",
-    "current_affiliations": "person",
-}
-
-FACETS: dict[str, list[str | dict[str, str]]] = {
-    "statements": ["type", "person_id", "organisation_id"],
-    "statements_detailed": ["type", "speaker", "organisation", {"array": "topics"}],
-    "statement_topics": ["topic_id"],
-    "affiliations": ["person_id", "organisation_id", "preferred"],
-    "participations": ["role"],
-    "organisations": ["type"],
-    "sources": ["kind"],
-    "person_names": ["person_id", "preferred"],
-    "current_affiliations": ["organisation"],
-}
-
-
-def column_facets(name: str) -> list[str]:
-    """Return the plain column facets (not array or date facets) of a table's pages."""
-    return [facet for facet in FACETS.get(name, []) if isinstance(facet, str)]
-
 
 # Hidden tables of facet counts stored with the database (coop100.facets), read
 # by the site's facet class (coop100.site.precounted).

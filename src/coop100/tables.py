@@ -160,6 +160,10 @@ def table_schema(model: type[Record]) -> dict[str, Any]:
             constraints["maximum"] = c.maximum
         if constraints:
             spec["constraints"] = constraints
+        if c.enum:
+            # Data Package v2 `categories`, which R's and other v2 readers turn into
+            # factors; frictionless (5.21) keeps it but checks the enum above.
+            spec["categories"] = list(c.enum)
         fields.append(spec)
     schema: dict[str, Any] = {
         "$schema": TABLE_SCHEMA_PROFILE,

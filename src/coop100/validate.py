@@ -11,8 +11,8 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from . import settings
+from .digest import file_digest
 from .models import MODEL_BY_TABLE, MODELS
-from .package import file_digest
 from .problems import Problem
 from .tables import arrow_schema
 
@@ -144,7 +144,7 @@ def check_rows(
         engine = "columnar" if csv_bytes >= settings.FASTCHECK_MIN_BYTES else "frictionless"
     if engine == "frictionless":
         return check_frictionless(root)
-    from .fastcheck import check_package
+    from .fastcheck import check_package  # lazy: only large packages take the columnar check
 
     return check_package(root, descriptor, check_descriptor)
 

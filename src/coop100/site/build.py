@@ -14,9 +14,11 @@ import sqlite_utils
 from coop100.archive import ZIP_NAME, package_files, write_zip
 from coop100.database import DB_NAME, DESCRIPTOR, read_descriptor, write_database
 from coop100.site import settings
+from coop100.site.codebook import codebook_metadata
 from coop100.site.downloads import Downloads, write_downloads
 from coop100.site.jsonld import package_jsonld
 from coop100.site.metadata import site_metadata
+from coop100.site.snippets import snippet_urls
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 _FORMATS = {"csv": "CSV", "parquet": "Parquet"}
@@ -59,9 +61,10 @@ def build_site(root: Path, rebuild: bool = False) -> Site:
     counts = {name: t["count"] for name, t in inspected[db_path.stem]["tables"].items()}
     links = downloads(root, served)
     metadata = site_metadata(package_path, links, counts)
-    metadata["plugins"]["coop100"]["jsonld"] = package_jsonld(
-        read_descriptor(package_path), links, db_path
-    )
+    descriptor = read_descriptor(package_path)
+    metadata["plugins"]["coop100"]["jsonld"] = package_jsonld(descriptor, links, db_path)
+    metadata["plugins"]["coop100"]["codebook"] = codebook_metadata(package_path, descriptor)
+    metadata["plugins"]["coop100"]["snippets"] = snippet_urls(descriptor, served)
     docs_dir = site_dir / settings.DOCS_MOUNT
     if (docs_dir / "index.html").is_file():
         metadata["plugins"]["coop100"]["docs_url"] = f"/{settings.DOCS_MOUNT}/"
@@ -196,7 +199,7 @@ def datasette_command(site: Site, host: str, port: int) -> list[str]:
 
 def datasette_app(site: Site) -> Any:
     """Return an in-process Datasette configured exactly as `datasette_command` serves it."""
-    from datasette.app import Datasette
+    from datasette.app import Datasette  # lazy: building the site does not need Datasette
 
     return Datasette(
         immutables=[str(site.db_path)],

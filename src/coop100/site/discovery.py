@@ -17,6 +17,7 @@ from datasette.utils.asgi import Response
 from markupsafe import Markup
 
 from coop100.site import settings
+from coop100.site.codebook import CODEBOOK_URL
 from coop100.site.jsonld import absolute, script
 
 # Crawlers may fetch pages without a query string. Disallowed: every URL with one
@@ -150,7 +151,7 @@ async def sitemap_part(datasette: Any, request: Any) -> Response:
     part = request.url_vars["part"]
     tables = {t: (pk, largest) for t, pk, largest in await _tables(datasette)}
     if part == "pages":
-        urls = [f"{base}/", f"{base}{settings.CHANGES_URL}"]
+        urls = [f"{base}/", f"{base}{settings.CHANGES_URL}", f"{base}{CODEBOOK_URL}"]
         urls += [f"{base}/{settings.DATABASE}/{t}" for t in tables]
         return _xml("urlset", urls)
     table, _, number = part.rpartition("-")

@@ -276,7 +276,7 @@ def page_tag(downloads: Downloads, metadata: Any) -> str:
     digest.update(json.dumps(metadata, sort_keys=True).encode())
     code = Path(__file__).parent
     for path in sorted(code.rglob("*")):
-        if path.suffix in (".py", ".html", ".css"):
+        if path.suffix in (".py", ".html", ".css", ".js"):
             digest.update(path.relative_to(code).as_posix().encode() + b"\0")
             digest.update(path.read_bytes())
     return f'W/"{digest.hexdigest()[: settings.VERSION_CHARS]}"'

@@ -182,20 +182,14 @@ def _events(db_path: Path) -> tuple[list[dict[str, Any]], str]:
             ).fetchall()
             event: dict[str, Any] = {
                 "@type": "Event",
-                "@id": f"/{settings.DATABASE}/events/{row['event_id']}#event",
-                "name": row["name"],
-                "description": row["description"],
-                "startDate": row["start_date"],
-                "endDate": row["end_date"],
-                "eventAttendanceMode": _MODES.get(row["mode"] or ""),
-                "location": {"@type": "VirtualLocation", "name": row["platform"]}
-                if row["platform"]
-                else None,
+                # The event's page, the @id its own JSON-LD gives it (site.entities).
+                "@id": f"/{settings.DATABASE}/events/{row['event_id']}",
+                **event_facts(row),
                 "organizer": {"@type": "Organization", "name": row["organiser"]}
                 if row["organiser"]
                 else None,
                 "performer": [{"@type": "Person", "name": p["name"]} for p in performers],
-                "superEvent": {"@id": f"/{settings.DATABASE}/events/{row['parent_event_id']}#event"}
+                "superEvent": {"@id": f"/{settings.DATABASE}/events/{row['parent_event_id']}"}
                 if row["parent_event_id"]
                 else None,
                 "url": f"/{settings.DATABASE}/events/{row['event_id']}",
@@ -206,6 +200,21 @@ def _events(db_path: Path) -> tuple[list[dict[str, Any]], str]:
     start, end = span if span else (None, None)
     coverage = "" if not start else start if start == end else f"{start}/{end}"
     return events, coverage
+
+
+def event_facts(row: Any) -> dict[str, Any]:
+    """What an `events` row says of the event in schema.org's words: the landing page's
+    events and each event's own page (coop100.site.entities) both say it so."""
+    return {
+        "name": row["name"],
+        "description": row["description"],
+        "startDate": row["start_date"],
+        "endDate": row["end_date"],
+        "eventAttendanceMode": _MODES.get(row["mode"] or ""),
+        "location": {"@type": "VirtualLocation", "name": row["platform"]}
+        if row["platform"]
+        else None,
+    }
 
 
 def absolute(node: Any, base: str) -> Any:

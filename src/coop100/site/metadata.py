@@ -10,7 +10,12 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from coop100.database import FTS_COLUMNS, VIEWS, csv_resources, read_descriptor
+from markdown_it import MarkdownIt
+
+from coop100.database import csv_resources, read_descriptor
+from coop100.release import latest_notes
+from coop100.serving import FACETS, FTS_COLUMNS, SORT, VIEWS, label_column
+from coop100.settings import CHANGES_RESOURCE, CITATION_RESOURCE
 from coop100.site import settings
 from coop100.site.queries import CANNED_QUERIES
 
@@ -23,9 +28,6 @@ _FACET_TABLES = (
     "Facet counts stored with the database so that large table pages need not count"
     " them on every visit; derived from the other tables, not part of the package."
 )
-
-# The first of these a table has is the label its foreign keys show.
-LABEL_CANDIDATES = ("name", "label", "role")
 
 
 def site_metadata(
@@ -111,11 +113,6 @@ def site_metadata(
 
 def release_metadata(package_path: Path, descriptor: dict[str, Any]) -> dict[str, Any]:
     """The version, its date and its release notes (as HTML) for the site's pages."""
-    from markdown_it import MarkdownIt
-
-    from coop100.release import latest_notes
-    from coop100.settings import CHANGES_RESOURCE, CITATION_RESOURCE
-
     by_name = {r.get("name"): r for r in descriptor.get("resources", [])}
     notes, citation = by_name.get(CHANGES_RESOURCE), by_name.get(CITATION_RESOURCE)
     creators = [
@@ -173,11 +170,11 @@ def _with_files(description: str, files: list[dict[str, Any]]) -> str:
 
 def _options(name: str, columns: list[str], sorted_and_faceted: bool = True) -> dict[str, Any]:
     options: dict[str, Any] = {}
-    label = next((c for c in LABEL_CANDIDATES if c in columns), None)
+    label = label_column(columns)
     if label:
         options["label_column"] = label
-    if sorted_and_faceted and name in settings.SORT:
-        options["sort"] = settings.SORT[name]
-    if sorted_and_faceted and name in settings.FACETS:
-        options["facets"] = settings.FACETS[name]
+    if sorted_and_faceted and name in SORT:
+        options["sort"] = SORT[name]
+    if sorted_and_faceted and name in FACETS:
+        options["facets"] = FACETS[name]
     return options

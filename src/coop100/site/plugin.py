@@ -9,7 +9,10 @@
   pages and foreign keys shown by name (.pages);
 - search: searches that cost what a reader sees, and views searched through
   their table's index (.search);
-- facets: facet counts read from the database where they are stored (.precounted).
+- facets: facet counts read from the database where they are stored (.precounted);
+- reading guides: the codebook page and the diagram of the tables (.codebook), loading
+  snippets on each table page (.snippets);
+- entities: schema.org Person, Organization and Event on their row pages (.entities).
 
 What lets crawlers find and cite the package is a plugin of its own
 (coop100.site.discovery, entry point `coop100_discovery`). pluggy registers the
@@ -24,7 +27,11 @@ from typing import Any
 from datasette import hookimpl
 
 from coop100.site.arguments import read_arguments as read_arguments
+from coop100.site.codebook import codebook_css_urls as codebook_css_urls
+from coop100.site.codebook import codebook_routes as codebook_routes
+from coop100.site.codebook import codebook_template_vars as codebook_template_vars
 from coop100.site.downloads import serve_downloads as serve_downloads
+from coop100.site.entities import entity_template_vars as entity_template_vars
 from coop100.site.http import asgi_wrapper as asgi_wrapper
 from coop100.site.http import handle_exception as handle_exception
 from coop100.site.http import register_output_renderer as register_output_renderer
@@ -39,6 +46,9 @@ from coop100.site.precounted import use_stored_facets as use_stored_facets
 from coop100.site.search import cap_searches as cap_searches
 from coop100.site.search import search_routes as search_routes
 from coop100.site.search import search_views as search_views
+from coop100.site.snippets import snippet_js_urls as snippet_js_urls
+from coop100.site.snippets import snippet_routes as snippet_routes
+from coop100.site.snippets import snippet_template_vars as snippet_template_vars
 from coop100.site.sqlguard import guard_sql_requests as guard_sql_requests
 from coop100.site.sqlguard import harden_connections as harden_connections
 

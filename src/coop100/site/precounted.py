@@ -24,6 +24,7 @@ from datasette.utils import (
     path_with_removed_args,
 )
 
+from coop100 import serving
 from coop100.site import settings
 
 
@@ -98,7 +99,7 @@ class PrecountedColumnFacet(ColumnFacet):  # type: ignore[misc]
 
     async def _stored_group(self) -> tuple[str, str] | None:
         """Return (filter_column, filter_value) if the page's rows are a stored group."""
-        columns = settings.column_facets(self.table) if self.table else []
+        columns = serving.column_facets(self.table) if self.table else []
         if not columns:
             return None
         rest = self.sql.partition(f" from {escape_sqlite(self.table)} ")[2].strip()
@@ -133,7 +134,7 @@ class PrecountedColumnFacet(ColumnFacet):  # type: ignore[misc]
             custom_time_limit=self.ds.setting("facet_time_limit_ms"),
         )
         rows = [(row[0], row[1]) for row in found.rows]
-        if rows or column in settings.column_facets(self.table):
+        if rows or column in serving.column_facets(self.table):
             return rows
         return None
 

@@ -20,6 +20,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -88,8 +89,6 @@ def wait_until_up(url: str, process: subprocess.Popen[bytes], what: str) -> None
 
 def free_ports(count: int) -> list[int]:
     """count ports on loopback that nothing listens on now."""
-    import socket
-
     sockets = [socket.socket() for _ in range(count)]
     try:
         for sock in sockets:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-# What the database and the site both need (sort orders, facets, facet tables, the
-# page size) lives below both, in coop100.settings; named here for the site's modules.
+# What the database and the site both need (facet tables, the page size) lives
+# below both, in coop100.settings; named here for the site's modules. How each
+# table is served (order, facets, search) is declared in coop100.serving.
 from coop100.settings import FACET_COUNTS_TABLE as FACET_COUNTS_TABLE
 from coop100.settings import FACET_GROUPS_TABLE as FACET_GROUPS_TABLE
-from coop100.settings import FACETS as FACETS
 from coop100.settings import MAX_RETURNED_ROWS as MAX_RETURNED_ROWS
-from coop100.settings import SORT as SORT
-from coop100.settings import column_facets as column_facets
 
 # -- where -------------------------------------------------------------------
 

@@ -37,6 +37,7 @@ from datasette import hookimpl
 from datasette.database import QueryInterrupted, Results
 from datasette.utils import tilde_decode
 
+from coop100 import serving
 from coop100.site import settings
 from coop100.site.hardening import harden
 from coop100.site.queries import CANNED_QUERIES
@@ -124,8 +125,8 @@ class Names:
                         "select name from pragma_table_info(?) where pk = 1", [name]
                     )
                 }
-                if name in settings.SORT:
-                    columns.add(settings.SORT[name])
+                if name in serving.SORT:
+                    columns.add(serving.SORT[name])
                 indexed[name] = frozenset(columns)
         finally:
             conn.close()
@@ -153,7 +154,7 @@ class Names:
         if key in ("_sort", "_sort_desc"):
             return value in indexed
         if key == "_facet":
-            return value in settings.column_facets(table)
+            return value in serving.column_facets(table)
         if key.startswith("_"):
             return False
         column, _, op = key.rpartition("__") if "__" in key else (key, "", "exact")

@@ -98,6 +98,7 @@ def main(path: str) -> None:
     memory = settings.WORKER_MEMORY_BYTES
     resource.setrlimit(resource.RLIMIT_DATA, (memory, memory))
     # Datasette's one SQL function, registered the same way on its connections.
+    # Lazy: imported once the worker's priority and memory limit are set.
     from datasette.utils import escape_fts
 
     conn = sqlite3.connect(f"file:{path}?immutable=1", uri=True)

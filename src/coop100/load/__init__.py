@@ -1,0 +1,1 @@
+"""Load the published package into SQLite, as the site serves it."""
