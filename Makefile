@@ -17,14 +17,6 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP) ## Create .venv with the pinned dependencies (constraints.txt)
 
-# axe-core checks the pages' accessibility in the browser tests; pinned, from npm
-# (MPL-2.0). Reinstalled when this file changes, so a new pin takes effect.
-AXE_CORE_VERSION := 4.10.3
-AXE_CORE := $(VENV)/node/node_modules/axe-core/axe.min.js
-$(AXE_CORE): Makefile
-	npm install --prefix $(VENV)/node --no-save --no-audit --no-fund --ignore-scripts axe-core@$(AXE_CORE_VERSION)
-	touch $@
-
 # The documentation site (mkdocs.yml, docs/), which the site serves at /docs/: rebuilt
 # when a page, a file it includes or what it is generated from (the CLI, the settings)
 # changes. --strict: a broken link, include or nav entry fails the build.
@@ -74,11 +66,11 @@ bench-errors: $(STAMP) ## Flood the served site with bad requests and time the l
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python benchmarks/errors_load.py --out benchmarks/results
 
-test: $(STAMP) $(AXE_CORE) ## Lint, typecheck and run the test suite but the slow benchmark runs (under a minute)
+test: $(STAMP) ## Lint, typecheck and run the test suite but the slow benchmark runs
 	$(MAKE) lint typecheck
 	$(BIN)/pytest -m "not slow"
 
-test-all: $(STAMP) $(AXE_CORE) ## What CI runs: lint, typecheck and the whole test suite, benchmark runs included
+test-all: $(STAMP) ## What CI runs: lint, typecheck and the whole test suite, benchmark runs included
 	$(MAKE) lint typecheck
 	$(BIN)/pytest
 

@@ -72,6 +72,13 @@ DEPENDENCIES = (
     "pyarrow.vendored.version",
     "pandas",
     "sqlite_utils",
+    # The DCAT-AP catalogue and the releases feed (coop100.catalog): rdflib loads its
+    # store and serialisers as plugins, on first use.
+    "rdflib",
+    "rdflib.plugins.stores.memory",
+    "rdflib.plugins.serializers.turtle",
+    "rdflib.plugins.serializers.jsonld",
+    "feedgen.feed",
 )
 NAIVE = ("naive: sqlite-utils insert", "naive: frictionless validate")
 # The floors, as floors() names them; the full floor is the pyarrow floor plus

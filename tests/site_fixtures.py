@@ -24,11 +24,17 @@ import pytest
 from coop100.archive import package_files
 from coop100.database import DESCRIPTOR
 from coop100.pipeline import build
+from coop100.settings import CATALOG_FILES
 from coop100.site.build import Site, build_site, datasette_app
 from tests.conftest import RECORDS
 
 ROOT = Path(__file__).resolve().parent.parent
 DATABASE = "coop100"
+SCREENSHOTS = ROOT / "build" / "screenshots"
+CHROMIUM = Path("/usr/bin/chromium")
+# Without the networking flags Chromium reaches for Google's hosts, which this
+# closed network refuses; --no-sandbox because CI runs as root.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 _BUILT: list[Path] = []
 
 
@@ -50,9 +56,10 @@ def fresh_build() -> Path:
 
 
 def copy_package(target: Path) -> Path:
-    """Copy the fixture package (descriptor, schemas, CSV, Parquet) into target."""
+    """Copy the fixture package (descriptor, schemas, CSV, Parquet; the catalogue and
+    feed the build writes beside it) into target."""
     source = fixture_package()
-    for name in package_files(source / DESCRIPTOR):
+    for name in [*package_files(source / DESCRIPTOR), *CATALOG_FILES]:
         (target / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source / name, target / name)
     return target
@@ -156,3 +163,25 @@ def served(site: Site, site_root: Path) -> Iterator[tuple[str, int]]:
     """`coop100 serve` running on a free loopback port: (base URL, server pid)."""
     with serving(site_root, site_root / "build" / "serve.log") as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Debian's Chromium, headless, driven by Playwright: one per test module.
+
+    Not one per run: while Playwright's sync API is running, the in-process
+    Datasette client (SiteClient) cannot run its own event loop.
+    """
+    if not CHROMIUM.exists():
+        reason = f"{CHROMIUM} is missing; .ci/run installs it (apt-get install chromium)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+        )
+        yield launched
+        launched.close()

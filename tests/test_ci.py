@@ -259,7 +259,7 @@ def test_the_data_diff_shows_a_real_edit(tmp_path: Path) -> None:
 # --- .ci/install-tools: each missing tool on its own, checked by Debian's resolver ---
 
 INSTALL_TOOLS = ROOT / ".ci" / "install-tools"
-EVERY_TOOL = "chromium wrk npm curl nginx sqlite3"
+EVERY_TOOL = "chromium wrk curl nginx sqlite3"
 
 
 def _apt_lists() -> None:
@@ -287,29 +287,9 @@ def test_the_install_step_resolves_in_an_empty_debian(tmp_path: Path) -> None:
     assert result.stdout.split("\n")[:-1] == [f"{t} {t}: resolves" for t in EVERY_TOOL.split()]
 
 
-def test_the_install_step_leaves_the_images_npm_alone() -> None:
-    """On a machine whose image ships Node.js with npm, npm is not asked for."""
-    if not shutil.which("npm"):
-        pytest.skip("this machine has no npm of its own")
-    plan = subprocess.run(
-        [str(INSTALL_TOOLS), "--plan"], capture_output=True, text=True, check=True
-    )
-    assert "npm" not in plan.stdout.split()
-
-
-def test_each_tool_resolves_here_but_debians_npm_beside_the_images_nodejs() -> None:
-    """This machine as Debian sees it: every tool but npm resolves on its own."""
+def test_each_tool_resolves_here_on_its_own() -> None:
+    """This machine as Debian sees it: every tool resolves beside what is installed."""
     _apt_lists()
-    others = " ".join(t for t in EVERY_TOOL.split() if t != "npm")
-    result = _simulate(others)
+    result = _simulate(EVERY_TOOL)
     assert result.returncode == 0, result.stderr
-    installed = subprocess.run(
-        ["dpkg-query", "-W", "-f=${Status}", "nodejs"], capture_output=True, text=True
-    )
-    if "install ok installed" not in installed.stdout:
-        pytest.skip("no packaged nodejs here, so Debian's npm does not conflict")
-    # The one-command install this replaced: naming npm beside nodejs is refused.
-    refused = _simulate(EVERY_TOOL)
-    assert refused.returncode == 1
-    assert "could not install npm (Debian package 'npm')" in refused.stderr
-    assert "sqlite3 sqlite3: resolves" in refused.stdout
+    assert result.stdout.split("\n")[:-1] == [f"{t} {t}: resolves" for t in EVERY_TOOL.split()]

@@ -54,12 +54,13 @@ def test_citation_is_this_release() -> None:
 
 
 def test_landing_page_says_how_to_cite(client) -> None:
-    latest = read_releases(RECORDS)[0]
+    latest, about = read_releases(RECORDS)[0], read_about(RECORDS)
     page = client.get("/").text
     assert '<h2 id="how-to-cite">How to cite</h2>' in page
+    # At the package's canonical address, not the one the page was asked at.
     assert (
-        f"coop100 contributors ({latest.released[:4]}). {read_about(RECORDS).title}"
-        f" (Version {latest.version}) [Data set]. http://localhost/"
+        f"coop100 contributors ({latest.released[:4]}). {about.title}"
+        f" (Version {latest.version}) [Data set]. {about.homepage}/"
     ) in page
     assert '<a href="/data/CITATION.cff" download>CITATION.cff</a>' in page
     published = (fixture_package() / "CITATION.cff").read_text()

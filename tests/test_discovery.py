@@ -13,11 +13,15 @@ from protego import Protego
 
 from coop100 import settings
 from coop100.database import DESCRIPTOR, csv_resources, read_descriptor
+from coop100.records import read_about
 from coop100.release import read_releases
 
 from .conftest import RECORDS
 
+# Where the test client asks (robots.txt and the sitemaps answer for it), and the
+# package's canonical address, which every JSON-LD URL starts with whatever the host.
 BASE = "http://localhost"
+SITE = read_about(RECORDS).homepage
 # Google's Dataset guidelines: the required properties, then the recommended ones
 # the package has something true to say for (funder, includedInDataCatalog, sameAs
 # and spatialCoverage it has not: see site/jsonld.py).
@@ -41,12 +45,12 @@ RECOMMENDED = (
 
 
 def _datasets(html: str) -> list[dict[str, Any]]:
-    found = extruct.extract(html, base_url=BASE + "/", syntaxes=["json-ld"])["json-ld"]
+    found = extruct.extract(html, base_url=SITE + "/", syntaxes=["json-ld"])["json-ld"]
     return [node for node in found if node.get("@type") == "Dataset"]
 
 
-def _path(url: str) -> str:
-    assert url.startswith(BASE + "/"), url
+def _path(url: str, base: str = SITE) -> str:
+    assert url.startswith(base + "/"), url
     return urlsplit(url).path
 
 
@@ -56,7 +60,7 @@ def _check_google(dataset: dict[str, Any]) -> None:
     assert 50 <= len(dataset["description"]) <= 5000
     for download in dataset["distribution"]:
         assert download["@type"] == "DataDownload"
-        assert download["contentUrl"].startswith(BASE + "/")
+        assert download["contentUrl"].startswith(SITE + "/")
         assert download["encodingFormat"]
     for creator in dataset["creator"]:
         assert creator["@type"] in ("Person", "Organization") and creator["name"]
@@ -121,7 +125,7 @@ def test_each_table_page_has_its_dataset(client, site_root) -> None:
         (dataset,) = _datasets(client.get(f"/coop100/{name}").text)
         _check_google(dataset)
         assert _path(dataset["url"]) == f"/coop100/{name}"
-        assert dataset["isPartOf"] == {"@id": f"{BASE}/#dataset"}
+        assert dataset["isPartOf"] == {"@id": f"{SITE}/#dataset"}
         assert [_path(d["contentUrl"]) for d in dataset["distribution"]] == [
             f"/data/build/csv/{name}.csv",
             f"/data/build/parquet/{name}.parquet",
@@ -201,13 +205,13 @@ def test_sitemaps_list_landing_table_and_row_pages(client, robots, package_rows)
     assert pages[:2] == [f"{BASE}/", f"{BASE}/changes"]
     rows: list[str] = []
     for part in parts[1:]:
-        rows += _locs(client, _path(part))
+        rows += _locs(client, _path(part, BASE))
     people = [u for u in rows if u.startswith(f"{BASE}/coop100/people/")]
     assert len(people) == len(package_rows["people"])
     assert f"{BASE}/coop100/people/simel-esim" in people
     for url in [*pages, *rows]:
         assert robots.can_fetch(url, "Googlebot"), url
     for url in pages[2:] + people[:2]:
-        assert client.get(_path(url)).status_code == 200, url
+        assert client.get(_path(url, BASE)).status_code == 200, url
     assert client.get("/sitemap-people-2.xml").status_code == 404
     assert client.get("/sitemap-nothing-1.xml").status_code == 404

@@ -10,11 +10,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from axe_playwright_python.sync_playwright import Axe
 
-from tests.site_fixtures import copy_package, serving
-from tests.test_browser import SCREENSHOTS, browser  # noqa: F401, F811
+from tests.site_crawl import BLOCKING, VIEWPORTS
+from tests.site_fixtures import SCREENSHOTS, copy_package, serving
 from tests.test_docs_site import build_docs
-from tests.test_pages_browser import VIEWPORTS, axe_source  # noqa: F401, F811
 
 # End to end (a real server and browser): `make test-all` and CI run it.
 pytestmark = pytest.mark.slow
@@ -40,7 +40,7 @@ def docs_served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(params=list(VIEWPORTS))
-def docs_page(request: Any, browser: Any, docs_served: str) -> Iterator[tuple[str, Any]]:  # noqa: F811
+def docs_page(request: Any, browser: Any, docs_served: str) -> Iterator[tuple[str, Any]]:
     context = browser.new_context(base_url=docs_served, viewport=VIEWPORTS[request.param])
     page = context.new_page()
     errors: list[str] = []
@@ -55,11 +55,7 @@ def docs_page(request: Any, browser: Any, docs_served: str) -> Iterator[tuple[st
 
 
 @pytest.mark.parametrize("name", list(PAGES))
-def test_docs_page_is_accessible_under_the_sites_csp(
-    docs_page: tuple[str, Any],
-    axe_source: str,  # noqa: F811
-    name: str,
-) -> None:
+def test_docs_page_is_accessible_under_the_sites_csp(docs_page: tuple[str, Any], name: str) -> None:
     viewport, page = docs_page
     response = page.goto(PAGES[name])
     assert response.status == 200
@@ -67,13 +63,11 @@ def test_docs_page_is_accessible_under_the_sites_csp(
     assert page.locator("html").get_attribute("lang") == "en"
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"docs-{name}-{viewport}.png"), full_page=True)
-    page.evaluate(axe_source)
-    violations = page.evaluate(
-        "async () => (await axe.run(document)).violations.map("
-        "v => ({id: v.id, impact: v.impact, nodes: v.nodes.map(n => n.target.join(' '))}))"
+    violations = Axe().run(page).response["violations"]
+    serious = [v for v in violations if v["impact"] in BLOCKING]
+    assert serious == [], "\n".join(
+        f"{v['id']}: {[n['target'] for n in v['nodes'][:3]]}" for v in serious
     )
-    serious = [v for v in violations if v["impact"] in ("serious", "critical")]
-    assert serious == [], "\n".join(f"{v['id']}: {v['nodes'][:3]}" for v in serious)
     # Nothing wider than the screen: wide tables wrap (docs/stylesheets/coop100.css).
     assert page.evaluate("document.documentElement.scrollWidth") <= VIEWPORTS[viewport]["width"]
 
@@ -93,7 +87,7 @@ def test_search_runs_under_the_sites_csp(docs_page: tuple[str, Any]) -> None:
     assert "matching" in (page.locator(".md-search-result__meta").text_content() or "")
 
 
-def test_the_landing_page_links_the_docs(browser: Any, docs_served: str) -> None:  # noqa: F811
+def test_the_landing_page_links_the_docs(browser: Any, docs_served: str) -> None:
     context = browser.new_context(base_url=docs_served)
     page = context.new_page()
     page.goto("/")

@@ -1,26 +1,25 @@
 """The row pages of coop100.site.pages in a real browser: accessible, keyboard-usable, narrow.
 
 Each page type is opened in Debian's Chromium at desktop and phone widths and
-checked with axe-core (the npm package the Makefile pins and installs), by
+checked with axe-core (as the axe-playwright-python package ships it), by
 tabbing through its links, for sideways scrolling and for console errors, also
 under a strict Content-Security-Policy. Screenshots go to build/screenshots/.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from axe_playwright_python.sync_playwright import Axe
 
-from tests.site_fixtures import DATABASE, ROOT
-from tests.test_browser import SCREENSHOTS, browser  # noqa: F401, F811
+from tests.site_crawl import BLOCKING, VIEWPORTS
+from tests.site_fixtures import DATABASE, SCREENSHOTS
 
 # End to end (real processes, servers, browsers): `make test-all` and CI run it.
 pytestmark = pytest.mark.slow
 
-AXE = ROOT / ".venv" / "node" / "node_modules" / "axe-core" / "axe.min.js"
 # What the site's headers will demand: no inline script, style or event handler.
 STRICT_CSP = "default-src 'self'"
 
@@ -32,17 +31,6 @@ PAGES = {
     "topic": f"/{DATABASE}/topics/cooperatives",
     "statement": f"/{DATABASE}/statements/schwettmann-future-of-work",
 }
-VIEWPORTS = {"desktop": {"width": 1280, "height": 800}, "mobile": {"width": 375, "height": 812}}
-
-
-@pytest.fixture(scope="module")
-def axe_source() -> str:
-    if not AXE.exists():
-        reason = f"{AXE} is missing; `make test` installs axe-core with npm"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return AXE.read_text(encoding="utf-8")
 
 
 def _open(chromium: Any, base: str, viewport: dict[str, int], csp: bool = False) -> Iterator[Any]:
@@ -66,25 +54,21 @@ def _open(chromium: Any, base: str, viewport: dict[str, int], csp: bool = False)
 
 
 @pytest.fixture(params=list(VIEWPORTS))
-def viewed(request: Any, browser: Any, served: tuple[str, int]) -> Iterator[tuple[str, Any]]:  # noqa: F811
+def viewed(request: Any, browser: Any, served: tuple[str, int]) -> Iterator[tuple[str, Any]]:
     base, _ = served
     for opened in _open(browser, base, VIEWPORTS[request.param]):
         yield request.param, opened
 
 
 @pytest.mark.parametrize("name", list(PAGES))
-def test_page_is_accessible_and_fits(viewed: tuple[str, Any], axe_source: str, name: str) -> None:
+def test_page_is_accessible_and_fits(viewed: tuple[str, Any], name: str) -> None:
     viewport, page = viewed
     page.goto(PAGES[name])
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"page-{name}-{viewport}.png"), full_page=True)
     # Evaluated rather than added as a <script>, which a strict CSP would refuse.
-    page.evaluate(axe_source)
-    violations = page.evaluate(
-        "async () => (await axe.run(document)).violations.map("
-        "v => ({id: v.id, impact: v.impact, nodes: v.nodes.map(n => n.target.join(' '))}))"
-    )
-    assert [v for v in violations if v["impact"] in ("serious", "critical")] == []
+    violations = Axe().run(page).response["violations"]
+    assert [v["id"] for v in violations if v["impact"] in BLOCKING] == []
     # Nothing wider than the screen: wide tables scroll inside their own box.
     assert page.evaluate("document.documentElement.scrollWidth") <= VIEWPORTS[viewport]["width"]
     # Every picture has a title and points to its text alternative on the page.
@@ -99,7 +83,7 @@ def test_page_is_accessible_and_fits(viewed: tuple[str, Any], axe_source: str, n
 
 @pytest.mark.parametrize("name", list(PAGES))
 def test_every_link_is_reached_with_the_tab_key(
-    browser: Any,  # noqa: F811
+    browser: Any,
     served: tuple[str, int],
     name: str,
 ) -> None:
@@ -131,13 +115,13 @@ def test_every_link_is_reached_with_the_tab_key(
 
 @pytest.mark.parametrize("name", list(PAGES))
 def test_page_works_under_a_strict_content_security_policy(
-    browser: Any,  # noqa: F811
+    browser: Any,
     served: tuple[str, int],
     name: str,
 ) -> None:
     """No inline script or style on the page: the browser refuses none (a console error)."""
     base, _ = served
-    for page in _open(browser, base, VIEWPORTS["mobile"], csp=True):
+    for page in _open(browser, base, VIEWPORTS["phone"], csp=True):
         response = page.goto(PAGES[name])
         assert response.headers["content-security-policy"] == STRICT_CSP
         # The pages' own stylesheet applied: the fact tables scroll in their boxes.

@@ -19,7 +19,7 @@ from datasette.utils import escape_fts
 
 from coop100.site import settings
 from tests.site_fixtures import DATABASE
-from tests.test_browser import _shot, browser, page  # noqa: F401  (fixtures)
+from tests.test_browser import _shot, page  # noqa: F401  (a fixture)
 
 WORD = "cooperatives"
 

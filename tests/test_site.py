@@ -71,7 +71,9 @@ def test_landing_page_explains_and_links_every_download(client, site_root):
 def test_landing_page_lists_every_table_with_its_row_count(client, package_rows):
     page = client.get("/").text
     found = re.findall(
-        r'<td><a href="/coop100/(\w+)">\1</a></td>\s*<td>[^<]*</td>\s*<td>(\d+)</td>', page
+        r'<td[^>]*><a href="/coop100/(\w+)">\1</a></td>\s*'
+        r"<td[^>]*>[^<]*</td>\s*<td[^>]*>(\d+)</td>",
+        page,
     )
     assert dict(found) == {name: str(len(rows)) for name, rows in package_rows.items()}
 

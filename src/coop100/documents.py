@@ -16,8 +16,10 @@ from typing import Any, Protocol
 import pyarrow as pa
 
 from . import settings
+from .codebook import CodebookWriter
+from .diagram import diagram_svg
 from .digest import file_digest
-from .models import About
+from .models import About, Source
 from .popolo import PopoloWriter
 from .release import Release, changes_markdown
 
@@ -32,9 +34,9 @@ class Document:
     description: str
     format: str
     mediatype: str
-    # Opens the document at a path for a release history and the package's words;
-    # the build then feeds it every table a batch at a time and closes it.
-    open: Callable[[Path, list[Release], About], DocumentFeed]
+    # Opens the document at a path for a release history, the package's words and its
+    # sources; the build then feeds it every table a batch at a time and closes it.
+    open: Callable[[Path, list[Release], About, list[Source]], DocumentFeed]
 
 
 class Feed(Protocol):
@@ -57,32 +59,38 @@ class _Text:
 
     def __init__(
         self,
-        render: Callable[[list[Release], About], str],
+        render: Callable[[list[Release], About, list[Source]], str],
         path: Path,
         releases: list[Release],
         about: About,
+        sources: list[Source],
     ):
-        self.render, self.path, self.releases, self.about = render, path, releases, about
+        self.render, self.path = render, path
+        self.releases, self.about, self.sources = releases, about, sources
         self.appending: Path | None = None  # written at once, on close
 
     def add(self, table: str, batch: pa.Table) -> None:
         pass
 
     def close(self) -> None:
-        self.path.write_bytes(self.render(self.releases, self.about).encode("utf-8"))
+        text = self.render(self.releases, self.about, self.sources)
+        self.path.write_bytes(text.encode("utf-8"))
 
 
 def _text(
-    render: Callable[[list[Release], About], str],
-) -> Callable[[Path, list[Release], About], DocumentFeed]:
-    return lambda path, releases, about: _Text(render, path, releases, about)
+    render: Callable[[list[Release], About, list[Source]], str],
+) -> Callable[[Path, list[Release], About, list[Source]], DocumentFeed]:
+    return lambda path, releases, about, sources: _Text(render, path, releases, about, sources)
 
 
 CITATION_MESSAGE = "If you use this data, please cite it as below."
 
 
-def citation_cff(release: Release, about: About) -> str:
-    """CITATION.cff (Citation File Format 1.2.0, type dataset) for this release."""
+def citation_cff(release: Release, about: About, sources: list[Source]) -> str:
+    """CITATION.cff (Citation File Format 1.2.0, type dataset) for this release.
+
+    The sources are its references; the DOI appears once package.yaml names one.
+    """
     authors = [c.title for c in about.contributors if "creator" in c.roles]
 
     def text(value: str) -> str:
@@ -100,26 +108,47 @@ def citation_cff(release: Release, about: About) -> str:
         *(f"  - name: {text(name)}" for name in authors),
         f"version: {text(release.version)}",
         f"date-released: {text(release.released)}",
+        *([f"doi: {text(about.doi)}"] if about.doi else []),
+        f"url: {text(about.homepage)}",
+        f"repository-code: {text(about.repository)}",
         f"license: {text(about.licenses[0].name)}",
         "keywords:",
         *(f"  - {text(word)}" for word in about.keywords),
     ]
+    if about.contact is not None:
+        lines += ["contact:", f"  - name: {text(about.contact.name)}"]
+        if about.contact.url:
+            lines.append(f"    website: {text(about.contact.url)}")
+        if about.contact.email:
+            lines.append(f"    email: {text(about.contact.email)}")
+    if sources:
+        lines.append("references:")
+    for source in sources:
+        lines += [
+            "  - type: website",  # every source is a web page (CFF has no finer type for one)
+            f"    title: {text(f'{source.label}: {source.title}')}",
+            "    authors:",
+            f"      - name: {text(source.publisher)}",
+            *([f"    url: {text(source.url)}"] if source.url else []),
+            *([f"    date-published: {text(str(source.published))}"] if source.published else []),
+            f"    languages: [{text(source.language)}]",
+        ]
     return "\n".join(lines) + "\n"
 
 
-def _popolo(path: Path, releases: list[Release], about: About) -> DocumentFeed:
+def _popolo(
+    path: Path, releases: list[Release], about: About, sources: list[Source]
+) -> DocumentFeed:
     return PopoloWriter(path)
 
 
-def _codebook(path: Path, releases: list[Release], about: About) -> DocumentFeed:
-    from .codebook import CodebookWriter
-
+def _codebook(
+    path: Path, releases: list[Release], about: About, sources: list[Source]
+) -> DocumentFeed:
     return CodebookWriter(path, about.title)
 
 
-def _diagram(releases: list[Release], about: About) -> str:
-    from .diagram import diagram_svg
-
+def _diagram(releases: list[Release], about: About, sources: list[Source]) -> str:
     return diagram_svg()
 
 
@@ -132,7 +161,7 @@ DOCUMENTS: tuple[Document, ...] = (
         " is (newest first).",
         "md",
         "text/markdown",
-        _text(changes_markdown),
+        _text(lambda releases, about, sources: changes_markdown(releases, about)),
     ),
     Document(
         settings.CITATION_RESOURCE,
@@ -142,7 +171,7 @@ DOCUMENTS: tuple[Document, ...] = (
         " and licence of this release.",
         "cff",
         "application/x-yaml",
-        _text(lambda releases, about: citation_cff(releases[0], about)),
+        _text(lambda releases, about, sources: citation_cff(releases[0], about, sources)),
     ),
     Document(
         settings.POPOLO_RESOURCE,
@@ -180,12 +209,14 @@ DOCUMENTS: tuple[Document, ...] = (
 )
 
 
-def open_documents(root: Path, releases: list[Release], about: About) -> list[DocumentFeed]:
+def open_documents(
+    root: Path, releases: list[Release], about: About, sources: list[Source]
+) -> list[DocumentFeed]:
     """Open every document under root, to be fed the tables and closed."""
     feeds = []
     for document in DOCUMENTS:
         (root / document.path).parent.mkdir(parents=True, exist_ok=True)
-        feeds.append(document.open(root / document.path, releases, about))
+        feeds.append(document.open(root / document.path, releases, about, sources))
     return feeds
 
 

@@ -15,7 +15,15 @@ from typing import Annotated, Any, ClassVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    model_validator,
+)
 
 from .checks import (
     PY_SPACE,
@@ -854,13 +862,60 @@ class Agent(_Words):
     email: Name | None = Field(default=None, description="Their e-mail address, if any")
 
 
+# A DOI as Crossref and DataCite give them: the 10. prefix, a registrant, a suffix.
+Doi = Annotated[_Str, Field(pattern=r"^10\.[0-9]{4,9}/[^\s]+$", max_length=200)]
+# The EU Publications Office's data themes (DCAT-AP's vocabulary for dcat:theme):
+# code -> English label.
+DATA_THEMES = {
+    "AGRI": "Agriculture, fisheries, forestry and food",
+    "ECON": "Economy and finance",
+    "EDUC": "Education, culture and sport",
+    "ENER": "Energy",
+    "ENVI": "Environment",
+    "GOVE": "Government and public sector",
+    "HEAL": "Health",
+    "INTR": "International issues",
+    "JUST": "Justice, legal system and public safety",
+    "OP_DATPRO": "Provisional data",
+    "REGI": "Regions and cities",
+    "SOCI": "Population and society",
+    "TECH": "Science and technology",
+    "TRAN": "Transport",
+}
+
+
+def _data_theme(value: str) -> str:
+    if value not in DATA_THEMES:
+        raise ValueError(f"{value!r} is not an EU data theme; use one of {', '.join(DATA_THEMES)}")
+    return value
+
+
+DataTheme = Annotated[str, AfterValidator(_data_theme)]
+
+
 class About(_Words):
     """What the package says of itself: records/package.yaml, the only copy of these words."""
 
     name: Slug = Field(description="The package's name: lower-case words joined by hyphens")
     title: Name = Field(description="Its title")
     description: Text = Field(description="What it holds, in a few sentences")
-    homepage: Url = Field(description="Where to read about it")
+    homepage: Url = Field(
+        description="The package's own site, without a trailing slash: the one canonical"
+        " address every absolute URL in the published metadata starts with (the"
+        " environment variable COOP100_SITE_URL overrides it for a test server)"
+    )
+    repository: Url = Field(
+        description="Where the records and the code live: a GitHub repository, whose"
+        " releases Zenodo archives"
+    )
+    doi: Doi | None = Field(
+        default=None,
+        description="The package's DOI (10.NNNN/…), once Zenodo has minted one; until"
+        " then no file names a DOI",
+    )
+    themes: list[DataTheme] = Field(
+        default=[], description="EU data themes a portal files it under (DCAT-AP dcat:theme)"
+    )
     keywords: list[Name] = Field(description="Words a catalogue finds it by")
     licenses: list[License] = Field(description="The data's licence first, then the code's")
     contributors: list[Contributor] = Field(description="Who made it")

@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 
 from . import settings
 from .background import fsync
+from .catalog import doi_url, write_catalog_files
 from .digest import file_digest
 from .documents import Feed, document_paths, document_resources, open_documents
 from .models import MODELS, About, Record, Source
@@ -163,7 +164,9 @@ def descriptor(root: Path, sources: list[Source], release: Release, about: About
         "version": release.version,
         "coop100:released": release.released,
         "coop100:credit": about.credit,
+        **({"id": doi_url(about)} if about.doi else {}),
         "homepage": about.homepage,
+        "coop100:repository": about.repository,
         "keywords": about.keywords,
         "licenses": [license.model_dump() for license in about.licenses],
         "contributors": [contributor.model_dump() for contributor in about.contributors],
@@ -226,7 +229,7 @@ def write_package_files(
     """
     for sub in (settings.CSV_DIR, settings.PARQUET_DIR, settings.SCHEMAS_DIR):
         (root / sub).mkdir(parents=True, exist_ok=True)
-    documents = open_documents(root, releases, rows.about)
+    documents = open_documents(root, releases, rows.about, rows.sources)
     for path, document in zip(document_paths(), documents, strict=True):
         if document.appending:
             written.follow(path, document.appending)
@@ -248,10 +251,12 @@ def write_package_files(
         feed.close()
     for path in document_paths():
         written.add(path)
-    (root / settings.DESCRIPTOR).write_bytes(
-        _json_bytes(descriptor(root, rows.sources, releases[0], rows.about))
-    )
+    described = descriptor(root, rows.sources, releases[0], rows.about)
+    descriptor_bytes = _json_bytes(described)
+    (root / settings.DESCRIPTOR).write_bytes(descriptor_bytes)
     written.add(settings.DESCRIPTOR)
+    # Not in the zip: they describe it (and the catalogue, the descriptor's bytes).
+    write_catalog_files(root, described, descriptor_bytes, rows.sources, releases, rows.about)
 
 
 def table_resources() -> list[dict[str, Any]]:
@@ -268,7 +273,7 @@ def table_resources() -> list[dict[str, Any]]:
 
 def published_files(root: Path) -> list[str]:
     """Paths (relative to root) of every file a build publishes."""
-    paths = [settings.DESCRIPTOR, *document_paths()]
+    paths = [settings.DESCRIPTOR, *document_paths(), *settings.CATALOG_FILES]
     for model in MODELS:
         paths += [
             f"{settings.SCHEMAS_DIR}/{model.table}.json",

@@ -21,12 +21,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pyarrow as pa
 import yaml
 from pydantic import ValidationError
 
-from . import inputs
+from . import inputs, settings
 from .integrity import Failed, check_tables, place, suggest
 from .models import MODEL_BY_TABLE, MODELS, About, Record
 from .problems import Problem, RecordsError
@@ -368,9 +369,33 @@ def _read_about(path: Path, shown: str) -> tuple[About | None, list[Problem]]:
     if problems:
         return None, problems
     try:
-        return About.model_validate(data), []
+        about = About.model_validate(data)
     except ValidationError as exc:
         return None, model_problems(exc, About, data, shown)
+    site = os.environ.get(settings.SITE_URL_ENV)
+    if site is None:
+        return about, []
+    if not _site_address(site):
+        return None, [
+            Problem(
+                settings.SITE_URL_ENV,
+                message=f"{site!r} is not a site address",
+                hint="give http(s)://host[:port] with no path, query or trailing slash,"
+                " or unset it to use homepage in records/package.yaml",
+            )
+        ]
+    return about.model_copy(update={"homepage": site}), []
+
+
+def _site_address(value: str) -> bool:
+    """Whether value is http(s)://host[:port] and nothing more (a test server's address)."""
+    parts = urlsplit(value)
+    return (
+        parts.scheme in ("http", "https")
+        and bool(parts.hostname)
+        and not (parts.path or parts.query or parts.fragment or parts.username)
+        and value == f"{parts.scheme}://{parts.netloc}"
+    )
 
 
 def _read_file(

@@ -10,6 +10,12 @@ from __future__ import annotations
 # `coop100 release` writes (see release.py).
 
 DATA_PACKAGE_PROFILE = "https://datapackage.org/profiles/2.0/datapackage.json"
+# Overrides package.yaml's homepage (the site's canonical address) for a test server.
+SITE_URL_ENV = "COOP100_SITE_URL"
+# The site serves the package's files under /data/ (and the database at /coop100.db):
+# the package's own metadata gives their absolute URLs, so the layout lives here.
+DOWNLOADS_MOUNT = "data"
+DB_NAME = "coop100.db"  # the SQLite file (build/coop100.db), served at /coop100.db
 
 # -- releases ----------------------------------------------------------------------
 
@@ -40,6 +46,13 @@ FILE_RESOURCES = (
     CODEBOOK_RESOURCE,
     DIAGRAM_RESOURCE,
 )
+# Written after datapackage.json from the same facts (catalog.py), for portals,
+# Zenodo and feed readers; not resources of the package, but drift-checked like them.
+CATALOG_TURTLE = "catalog.ttl"  # DCAT-AP 3 catalogue, Turtle
+CATALOG_JSONLD = "catalog.jsonld"  # the same graph as JSON-LD
+ZENODO_FILE = ".zenodo.json"  # Zenodo's deposit metadata, read when a GitHub release is made
+FEED_FILE = "changes.atom"  # every release as an Atom feed
+CATALOG_FILES = (CATALOG_TURTLE, CATALOG_JSONLD, ZENODO_FILE, FEED_FILE)
 # Rows shown per list in a release's notes (the counts are always whole).
 RELEASE_NOTES_MAX_ROWS = 50
 

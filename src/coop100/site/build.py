@@ -13,6 +13,7 @@ import sqlite_utils
 
 from coop100.archive import ZIP_NAME, package_files, write_zip
 from coop100.database import DB_NAME, DESCRIPTOR, read_descriptor, write_database
+from coop100.settings import CATALOG_JSONLD, CATALOG_TURTLE, FEED_FILE
 from coop100.site import settings
 from coop100.site.codebook import codebook_metadata
 from coop100.site.downloads import Downloads, write_downloads
@@ -22,6 +23,8 @@ from coop100.site.snippets import snippet_urls
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 _FORMATS = {"csv": "CSV", "parquet": "Parquet"}
+# Served at /<name> (media types in settings.MEDIA_TYPES); .zenodo.json is Zenodo's alone.
+SITE_ROOT_FILES = (CATALOG_TURTLE, CATALOG_JSONLD, FEED_FILE)
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,11 @@ def served_files(root: Path) -> dict[str, tuple[Path, str, str]]:
     }
     files[ZIP_NAME] = (root / "build" / ZIP_NAME, f"{mount}/{ZIP_NAME}", "")
     files[DB_NAME] = (root / "build" / DB_NAME, f"/{DB_NAME}", "")
+    # The DCAT-AP catalogue and the releases feed, at the top of the site, when the
+    # build wrote them (a package unzipped elsewhere has only its own files).
+    for name in SITE_ROOT_FILES:
+        if (root / name).is_file():
+            files[name] = (root / name, f"/{name}", "")
     return {
         name: (path, url, media_type or settings.MEDIA_TYPES[Path(name).suffix])
         for name, (path, url, media_type) in files.items()

@@ -18,7 +18,7 @@ from markupsafe import Markup
 
 from coop100.site import settings
 from coop100.site.codebook import CODEBOOK_URL
-from coop100.site.jsonld import absolute, script
+from coop100.site.jsonld import script
 
 # Crawlers may fetch pages without a query string. Disallowed: every URL with one
 # (SQL, facets, sorts, filters, pagination), Datasette's exports (.json, .csv), the
@@ -50,12 +50,13 @@ def register_routes(datasette: Any) -> list[tuple[str, Any]]:
 
 
 def _jsonld(datasette: Any, request: Any, table: str | None) -> Markup:
-    """The page's schema.org Dataset as a script element with absolute URLs ("" if none)."""
+    """The page's schema.org Dataset as a script element ("" if none); its URLs are
+    absolute under the package's canonical address already (jsonld.package_jsonld)."""
     found = datasette.metadata().get("plugins", {}).get("coop100", {}).get("jsonld") or {}
     node = found.get("dataset") if table is None else found.get("tables", {}).get(table)
     if not node:
         return Markup("")
-    return script(absolute(node, _base(datasette, request)))
+    return script(node)
 
 
 def _base(datasette: Any, request: Any) -> str:

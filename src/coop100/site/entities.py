@@ -213,7 +213,10 @@ def entity_template_vars(
     the page's Person, Organization or Event ("" for the other tables)."""
     if view_name != "row" or database != settings.DATABASE or request is None:
         return {}
-    base = str(datasette.absolute_url(request, "/")).rstrip("/")
+    # The package's canonical address, as the landing page's JSON-LD names the same
+    # people, organisations and events (not the address this page was asked at).
+    config = datasette.metadata().get("plugins", {}).get("coop100", {})
+    base = config.get("site_url") or str(datasette.absolute_url(request, "/")).rstrip("/")
 
     def entity_jsonld(table: str, page: Row | None) -> Markup:
         build = NODES.get(table)

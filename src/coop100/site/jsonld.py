@@ -2,8 +2,8 @@
 
 Written when the site is built, from the published descriptor (name, description,
 version, licence, creator, keywords, files) and the database it loaded (the events,
-their organisers and speakers, the dates they cover), with site-relative URLs;
-each page makes them absolute for the address it was asked at. The properties
+their organisers and speakers, the dates they cover), with every URL absolute
+under the package's canonical address (the descriptor's homepage). The properties
 are those Google's Dataset guidelines require (name, description) or recommend.
 Left out, as the package has none to give: funder, includedInDataCatalog (no
 catalogue lists it yet), sameAs and spatialCoverage (the event was online).
@@ -38,7 +38,7 @@ _TECHNIQUE = (
 def package_jsonld(
     descriptor: dict[str, Any], downloads: dict[str, Any], db_path: Path
 ) -> dict[str, Any]:
-    """The landing page's Dataset and one Dataset per table, with site-relative URLs.
+    """The landing page's Dataset and one Dataset per table, with absolute URLs.
 
     Args:
         descriptor: datapackage.json with its schemas read in (database.read_descriptor).
@@ -88,7 +88,8 @@ def package_jsonld(
         "@id": "/#dataset",
         "name": descriptor.get("title", descriptor.get("name", "")),
         "alternateName": descriptor.get("name", ""),
-        "identifier": descriptor.get("name", ""),
+        # The DOI (the descriptor's id) once there is one, else the package's name.
+        "identifier": descriptor.get("id") or descriptor.get("name", ""),
         "description": descriptor.get("description", ""),
         "url": "/",
         **common,
@@ -97,7 +98,8 @@ def package_jsonld(
         "distribution": distribution,
         "variableMeasured": variables,
     }
-    return {"dataset": dataset, "tables": tables}
+    site = str(descriptor.get("homepage", "")).rstrip("/")
+    return {"dataset": absolute(dataset, site), "tables": absolute(tables, site)}
 
 
 def _common(descriptor: dict[str, Any], db_path: Path) -> dict[str, Any]:

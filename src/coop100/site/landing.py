@@ -90,10 +90,14 @@ async def landing_page(datasette: Any, request: Any) -> Response:
         request=request,
         view_name="index",
     )
+    links = [f'{json_url}; rel="alternate"; type="application/json+datasette"']
+    release = datasette.metadata().get("plugins", {}).get("coop100", {}).get("release", {})
+    if release.get("cite_as"):  # the DOI, once there is one (RFC 8574)
+        links.append(f'<{release["cite_as"]}>; rel="cite-as"')
     return Response.html(
         page,
         headers={
-            "Link": f'{json_url}; rel="alternate"; type="application/json+datasette"',
+            "Link": ", ".join(links),
             "Cache-Control": f"max-age={settings.CACHE_TTL_SECONDS}",
         },
     )

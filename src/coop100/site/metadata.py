@@ -90,7 +90,7 @@ def site_metadata(
         "source": source.get("title", ""),
         "source_url": source.get("path", ""),
         "about": "coop100: the data package and the code that builds it",
-        "about_url": descriptor.get("homepage", ""),
+        "about_url": descriptor.get("coop100:repository", ""),
         "databases": {
             settings.DATABASE: {
                 "title": descriptor.get("title", settings.DATABASE),
@@ -103,12 +103,21 @@ def site_metadata(
             "coop100": {
                 "downloads": downloads or {"package": [], "tables": []},
                 "release": release_metadata(package_path, descriptor),
+                # The canonical address every absolute URL of the site's metadata uses.
+                "site_url": str(descriptor.get("homepage", "")).rstrip("/"),
                 # Stored as 1/0; the site also takes true/false for them (site.arguments).
                 "boolean_columns": {name: cols for name, cols in booleans.items() if cols},
             }
         },
     }
     return {key: value for key, value in metadata.items() if value != ""}
+
+
+def _open_table(renderer: Any, tokens: list[Any], index: int, *_: Any) -> str:
+    """A wide table scrolls in its own box, which a keyboard can reach and scroll."""
+    number = sum(token.type == "table_open" for token in tokens[:index]) + 1
+    label = f'aria-label="Table {number}"'
+    return f'<div class="table-scroll" tabindex="0" role="region" {label}><table>\n'
 
 
 def release_metadata(package_path: Path, descriptor: dict[str, Any]) -> dict[str, Any]:
@@ -119,18 +128,24 @@ def release_metadata(package_path: Path, descriptor: dict[str, Any]) -> dict[str
         c["title"] for c in descriptor.get("contributors", []) if "creator" in c.get("roles", [])
     ]
     version, released = descriptor.get("version", ""), descriptor.get("coop100:released", "")
+    # APA cites a data set by its DOI when it has one, else by where it is published.
+    address = descriptor.get("id") or str(descriptor.get("homepage", "")).rstrip("/") + "/"
     heading, body = "", ""
     if notes is not None:
         text = (package_path.parent / notes["path"]).read_text(encoding="utf-8")
         heading, body = latest_notes(text)
     # Raw HTML in the notes is shown as text: the notes quote the records' values.
     renderer = MarkdownIt("commonmark", {"html": False}).enable("table")
+    renderer.add_render_rule("table_open", _open_table)
+    renderer.add_render_rule("table_close", lambda *_: "</table>\n</div>\n")
     return {
         "version": version,
         "released": released,
-        # APA's pattern for a data set; the page adds its own address.
+        # APA's pattern for a data set.
         "citation": f"{', '.join(creators)} ({released[:4]}). {descriptor.get('title', '')}"
-        f" (Version {version}) [Data set].",
+        f" (Version {version}) [Data set]. {address}",
+        # The DOI, for the landing page's Link: <…>; rel="cite-as" (RFC 8574).
+        "cite_as": descriptor.get("id", ""),
         "credit": descriptor.get("coop100:credit", ""),
         "citation_url": f"/{settings.DOWNLOADS_MOUNT}/{citation['path']}" if citation else "",
         "heading": heading,

@@ -6,7 +6,8 @@
 - downloads: the package's files served with ranges, validators and CORS, page
   ETags (.downloads), table arguments read as a person means them (.arguments);
 - pages: the landing page and stylesheet (.landing), row pages that read as
-  pages and foreign keys shown by name (.pages);
+  pages and foreign keys shown by name (.pages), Datasette's unnamed form
+  controls named (.controls);
 - search: searches that cost what a reader sees, and views searched through
   their table's index (.search);
 - facets: facet counts read from the database where they are stored (.precounted);
@@ -30,6 +31,7 @@ from coop100.site.arguments import read_arguments as read_arguments
 from coop100.site.codebook import codebook_css_urls as codebook_css_urls
 from coop100.site.codebook import codebook_routes as codebook_routes
 from coop100.site.codebook import codebook_template_vars as codebook_template_vars
+from coop100.site.controls import control_names_filter as control_names_filter
 from coop100.site.downloads import serve_downloads as serve_downloads
 from coop100.site.entities import entity_template_vars as entity_template_vars
 from coop100.site.http import asgi_wrapper as asgi_wrapper

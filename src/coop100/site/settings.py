@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-# What the database and the site both need (facet tables, the page size) lives
-# below both, in coop100.settings; named here for the site's modules. How each
-# table is served (order, facets, search) is declared in coop100.serving.
+# What the database and the site both need (facet tables, the page size, where the
+# files are served) lives below both, in coop100.settings; named here for the site's
+# modules. How each table is served (order, facets, search) is declared in coop100.serving.
+from coop100.settings import DOWNLOADS_MOUNT as DOWNLOADS_MOUNT
 from coop100.settings import FACET_COUNTS_TABLE as FACET_COUNTS_TABLE
 from coop100.settings import FACET_GROUPS_TABLE as FACET_GROUPS_TABLE
 from coop100.settings import MAX_RETURNED_ROWS as MAX_RETURNED_ROWS
@@ -14,7 +15,6 @@ from coop100.settings import MAX_RETURNED_ROWS as MAX_RETURNED_ROWS
 HOST = "127.0.0.1"
 PORT = 8001
 DATABASE = "coop100"
-DOWNLOADS_MOUNT = "data"  # files of the package are served under /data/
 CHANGES_URL = "/changes"  # what changed in this version (the newest release notes)
 # The landing page's schema.org JSON-LD names at most this many events, each with at
 # most this many speakers: at a million rows the page stays small.
@@ -167,6 +167,9 @@ MEDIA_TYPES = {
     ".json": "application/json",
     ".zip": "application/zip",
     ".db": "application/vnd.sqlite3",
+    ".ttl": "text/turtle; charset=utf-8",
+    ".jsonld": "application/ld+json",
+    ".atom": "application/atom+xml",
 }
 
 # -- CORS: every response may be read by a page on any origin ---------------------
