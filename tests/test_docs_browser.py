@@ -77,7 +77,7 @@ def test_search_runs_under_the_sites_csp(docs_page: tuple[str, Any]) -> None:
     from /docs/search/: both same-origin, so the CSP lets it work."""
     viewport, page = docs_page
     page.goto(PAGES["home"])
-    if viewport == "mobile":
+    if viewport == "phone":
         page.locator("label.md-header__button[for=__search]").click()
     page.locator("input[name=query]").click()
     page.keyboard.type("hostile")

@@ -119,7 +119,7 @@ def test_every_setting_is_documented(docs: Path, module: str) -> None:
 
 def test_the_generator_reads_comments_and_sections() -> None:
     by_name = {s.name: s for s in _hooks().settings_of("coop100.site.settings")}  # type: ignore[attr-defined]
-    assert by_name["DOWNLOADS_MOUNT"].description.startswith("files of the package")
+    assert by_name["CHANGES_URL"].description.startswith("what changed in this version")
     assert by_name["SQL_TIME_LIMIT_MS"].section == "limits (Datasette settings)"
     assert by_name["MAX_VALUE_BYTES"].value == "100_000"
     assert by_name["MAX_RETURNED_ROWS"].value == "from `coop100.settings`"
