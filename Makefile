@@ -12,10 +12,22 @@ help: ## List the targets
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test,docs]'
 	touch $@
 
 install: $(STAMP) ## Create .venv with the pinned dependencies (constraints.txt)
+
+# The documentation site (mkdocs.yml, docs/), which the site serves at /docs/: rebuilt
+# when a page, a file it includes or what it is generated from (the CLI, the settings)
+# changes. --strict: a broken link, include or nav entry fails the build.
+DOCS := build/site/docs/index.html
+DOCS_SOURCES := mkdocs.yml $(shell find docs -type f 2>/dev/null) README.md CHANGELOG.md CHANGES.md \
+	src/coop100/cli.py src/coop100/settings.py src/coop100/site/settings.py
+$(DOCS): $(STAMP) $(DOCS_SOURCES)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+	touch $@
+
+docs: $(DOCS) ## Build the documentation site into build/site/docs/ (served at /docs/)
 
 lint: $(STAMP) ## ruff lint and format check
 	$(BIN)/ruff check $(PY_DIRS)
@@ -34,10 +46,10 @@ build: $(STAMP) ## Regenerate every published file from records/
 validate: $(STAMP) ## Validate the published package (frictionless + cross-format checks)
 	$(BIN)/coop100 validate
 
-serve: $(STAMP) ## Build the SQLite database from the package and serve it on http://127.0.0.1:8001
+serve: $(STAMP) $(DOCS) ## Build the SQLite database from the package and serve it on http://127.0.0.1:8001
 	$(BIN)/coop100 serve
 
-serve-replicas: $(STAMP) ## Serve two replicas behind a caching nginx on http://127.0.0.1:8000 (installs nginx via apt)
+serve-replicas: $(STAMP) $(DOCS) ## Serve two replicas behind a caching nginx on http://127.0.0.1:8000 (installs nginx via apt)
 	command -v nginx >/dev/null || test -x /usr/sbin/nginx || (apt-get update -qq && apt-get install -y -qq nginx)
 	$(BIN)/python -m coop100.site.replicas --replicas 2 --port 8000
 
@@ -105,4 +117,4 @@ upgrade: ## Re-resolve the newest allowed dependencies and rewrite constraints.t
 	echo "hatchling==1.33.0" >> constraints.txt
 	rm -rf .venv-upgrade
 
-.PHONY: help install lint format typecheck build validate serve serve-replicas bench-replicas bench-serve bench-errors bench-diff bench-remote bench-abuse test test-all bench bench-1m bench-10m upgrade bad-records data-diff
+.PHONY: help install docs lint format typecheck build validate serve serve-replicas bench-replicas bench-serve bench-errors bench-diff bench-remote bench-abuse test test-all bench bench-1m bench-10m upgrade bad-records data-diff

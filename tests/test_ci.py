@@ -175,14 +175,15 @@ def _check_outputs(job_name: str, clone: Path, summary: str) -> None:
     shutil.rmtree(clone / ".venv", ignore_errors=True)
 
 
-# -- the README's samples of what a contributor sees --------------------------------
+# -- the documentation's samples of what a contributor sees ---------------------------
 
-README_SAMPLE = re.compile(
+SAMPLES_PAGE = ROOT / "docs" / "contributing" / "ci.md"
+SAMPLE = re.compile(
     r"<!-- sample: (?P<command>[^|]+?) \| (?P<case>[^|]*?) \| (?P<stream>\w+) -->\n"
     r"```\w+\n(?P<body>.*?)```",
     flags=re.S,
 )
-SAMPLES = list(README_SAMPLE.finditer((ROOT / "README.md").read_text(encoding="utf-8")))
+SAMPLES = list(SAMPLE.finditer(SAMPLES_PAGE.read_text(encoding="utf-8")))
 
 
 def _run_sample(command: str, case: str, tmp_path: Path) -> dict[str, str]:
@@ -210,17 +211,18 @@ def _run_sample(command: str, case: str, tmp_path: Path) -> dict[str, str]:
     return {"stdout": result.stdout, "stderr": result.stderr, "summary": written}
 
 
-def test_the_readme_shows_each_output() -> None:
+def test_the_docs_show_each_output() -> None:
     shown = {(m["command"].split(" --format ")[-1], m["stream"]) for m in SAMPLES}
     assert {("coop100 build", "stderr"), ("github", "stdout"), ("github", "summary")} <= shown
     assert {("json", "stdout"), (".ci/data-diff HEAD", "stdout")} <= shown
 
 
 @pytest.mark.parametrize("sample", SAMPLES, ids=lambda m: f"{m['command']} {m['stream']}")
-def test_a_readme_sample_is_the_real_output(sample: re.Match[str], tmp_path: Path) -> None:
+def test_a_docs_sample_is_the_real_output(sample: re.Match[str], tmp_path: Path) -> None:
     outputs = _run_sample(sample["command"], sample["case"], tmp_path)
     assert outputs[sample["stream"]] == sample["body"], (
-        f"README.md's sample of `{sample['command']}` ({sample['stream']}) is out of date; "
+        f"{SAMPLES_PAGE.relative_to(ROOT)}'s sample of `{sample['command']}` ({sample['stream']}) "
+        "is out of date; "
         f"the real output is:\n{outputs[sample['stream']]}"
     )
 

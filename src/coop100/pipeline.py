@@ -8,8 +8,8 @@ also loaded into SQLite, by a second process for a big archive
 cores work. The loaded tables then answer whether any rule across records is
 broken (integrity.py) while the zip is written from the staging folder; only
 then is the package published, and the facet counts and views finish the
-database. A `Timer` may time each step (the benchmarks pass one). See README,
-"How the build streams".
+database. A `Timer` may time each step (the benchmarks pass one). See
+docs/design/streaming.md.
 """
 
 from __future__ import annotations

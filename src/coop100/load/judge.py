@@ -48,8 +48,17 @@ def judge(load: Load, broken: list[str]) -> dict[str, int]:
             indexed[name].wait()
             if stop.is_set():
                 break
-            found = found and keys_found(reader, name)
-            taken[name] = facet_counts(reader, {name: facets[name]}, load.large_group_rows)
+            # One read transaction a table: the writer keeps creating the other
+            # tables' indexes, and a statement of this low-priority thread that
+            # outlives enough of those schema changes failed with "database schema
+            # has changed" (SQLite re-prepares it only so often). Inside a
+            # transaction it reads one snapshot, whose schema cannot change.
+            reader.execute("begin")
+            try:
+                found = found and keys_found(reader, name)
+                taken[name] = facet_counts(reader, {name: facets[name]}, load.large_group_rows)
+            finally:
+                reader.execute("rollback")  # it only read
         # As facet_counts gives them for every table at once: by table name.
         groups = [row for name in sorted(taken) for row in taken[name][0]]
         return found, (groups, [row for name in sorted(taken) for row in taken[name][1]])

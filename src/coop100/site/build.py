@@ -35,6 +35,7 @@ class Site:
     metadata_path: Path
     inspect_path: Path
     data_dir: Path
+    docs_dir: Path | None = None  # the built documentation, if `make docs` built it
 
 
 def build_site(root: Path, rebuild: bool = False) -> Site:
@@ -67,9 +68,13 @@ def build_site(root: Path, rebuild: bool = False) -> Site:
     metadata["plugins"]["coop100"]["jsonld"] = package_jsonld(descriptor, links, db_path)
     metadata["plugins"]["coop100"]["codebook"] = codebook_metadata(package_path, descriptor)
     metadata["plugins"]["coop100"]["snippets"] = snippet_urls(descriptor, served)
+    docs_dir = site_dir / settings.DOCS_MOUNT
+    if (docs_dir / "index.html").is_file():
+        metadata["plugins"]["coop100"]["docs_url"] = f"/{settings.DOCS_MOUNT}/"
     metadata_path = site_dir / "metadata.json"
     metadata_path.write_text(json.dumps(metadata, indent=2, ensure_ascii=False) + "\n")
-    return Site(db_path, metadata_path, inspect_path, data_dir)
+    docs = docs_dir if "docs_url" in metadata["plugins"]["coop100"] else None
+    return Site(db_path, metadata_path, inspect_path, data_dir, docs)
 
 
 def served_files(root: Path) -> dict[str, tuple[Path, str, str]]:
@@ -189,6 +194,7 @@ def datasette_command(site: Site, host: str, port: int) -> list[str]:
         str(TEMPLATES_DIR),
         "--static",
         f"{settings.DOWNLOADS_MOUNT}:{site.data_dir}",
+        *(["--static", f"{settings.DOCS_MOUNT}:{site.docs_dir}"] if site.docs_dir else []),
         "--host",
         host,
         "--port",
@@ -208,7 +214,8 @@ def datasette_app(site: Site) -> Any:
         inspect_data=json.loads(site.inspect_path.read_text()),
         metadata=json.loads(site.metadata_path.read_text()),
         template_dir=str(TEMPLATES_DIR),
-        static_mounts=[(settings.DOWNLOADS_MOUNT, str(site.data_dir))],
+        static_mounts=[(settings.DOWNLOADS_MOUNT, str(site.data_dir))]
+        + ([(settings.DOCS_MOUNT, str(site.docs_dir))] if site.docs_dir else []),
         settings=dict(settings.DATASETTE_SETTINGS),
     )
 

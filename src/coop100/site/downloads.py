@@ -34,6 +34,7 @@ from starlette.responses import FileResponse, PlainTextResponse, Response
 from starlette.staticfiles import NotModifiedResponse, StaticFiles
 
 from coop100.site import settings
+from coop100.site.docs import DocsServer, docs_folder
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -299,10 +300,17 @@ def _tags(value: str) -> list[str]:
 class SiteHTTP:
     """The ASGI app around Datasette: downloads, CORS on everything, ETags on pages."""
 
-    def __init__(self, app: ASGIApp, server: DownloadServer | None, tag: str | None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        server: DownloadServer | None,
+        tag: str | None,
+        docs: DocsServer | None = None,
+    ) -> None:
         self.app = app
         self.server = server
         self.tag = tag
+        self.docs = docs
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -319,6 +327,9 @@ class SiteHTTP:
         send = _adding(send, _CORS)
         if self.server is not None and self.server.claims(scope["path"]):
             await self.server(scope, receive, send)
+            return
+        if self.docs is not None and self.docs.claims(scope["path"]):
+            await self.docs(scope, receive, send)
             return
         if self.tag is None or scope["method"] not in _READS or not self._pinned(scope, headers):
             await self.app(scope, receive, send)
@@ -368,7 +379,8 @@ async def _send_empty(send: Send, status: int, headers: list[tuple[bytes, bytes]
 
 @hookimpl(specname="asgi_wrapper", tryfirst=True)  # type: ignore[untyped-decorator]
 def serve_downloads(datasette: Any) -> Callable[[ASGIApp], ASGIApp]:
-    """Wrap Datasette in `SiteHTTP`, serving the downloads folder mounted at /data/.
+    """Wrap Datasette in `SiteHTTP`, serving the downloads folder mounted at /data/
+    and the documentation at /docs/ (coop100.site.docs).
 
     tryfirst makes this the innermost wrapper: any other plugin's wrapper (method
     checks, security headers) sees its responses too.
@@ -384,9 +396,13 @@ def serve_downloads(datasette: Any) -> Callable[[ASGIApp], ASGIApp]:
         log.setLevel(logging.INFO)
         log.propagate = False
 
+    docs = docs_folder(datasette)
+
     def wrap(app: ASGIApp) -> ASGIApp:
+        server = DocsServer(docs) if docs else None
         if downloads is None:
-            return SiteHTTP(app, None, None)
-        return SiteHTTP(app, DownloadServer(downloads), page_tag(downloads, datasette.metadata()))
+            return SiteHTTP(app, None, None, server)
+        tag = page_tag(downloads, datasette.metadata())
+        return SiteHTTP(app, DownloadServer(downloads), tag, server)
 
     return wrap

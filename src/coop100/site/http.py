@@ -32,6 +32,8 @@ from datasette.utils.asgi import Base400, NotFound, Response
 from datasette.views.base import DatasetteError
 from markupsafe import Markup
 
+from coop100.site.docs import docs_folder, inline_script_hashes
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -389,7 +391,8 @@ _EXPRESSION = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 
 
 def _csp(datasette: Any) -> str:
-    return _CSP.format(scripts=" ".join(sorted(_inline_script_hashes(datasette))))
+    hashes = _inline_script_hashes(datasette) | inline_script_hashes(docs_folder(datasette))
+    return _CSP.format(scripts=" ".join(sorted(hashes)))
 
 
 def _inline_script_hashes(datasette: Any) -> set[str]:

@@ -147,6 +147,9 @@ SEARCH_RANK_CAP = 1_000
 # -- files (relative to the project root) --------------------------------------
 
 SITE_DIR = "build/site"
+# The documentation site, built by `make docs` (mkdocs.yml) into SITE_DIR/DOCS_MOUNT
+# and served at /docs/ when it is there; Datasette knows it as a static mount.
+DOCS_MOUNT = "docs"
 
 # -- downloads over HTTP (coop100.site.downloads) ---------------------------------
 
