@@ -75,7 +75,7 @@ test-all: $(STAMP) ## What CI runs: lint, typecheck and the whole test suite, be
 	$(BIN)/pytest
 
 bad-records: $(STAMP) ## Rewrite the expected errors in tests/bad_records/ (review the diff!)
-	COOP100_REWRITE_BAD_RECORDS=1 $(BIN)/pytest -q tests/test_bad_records.py -k build
+	COOP100_REWRITE_BAD_RECORDS=1 $(BIN)/pytest -q tests/e2e/test_bad_records.py -k build
 data-diff: $(STAMP) ## What the data changed since BASE (default main), as Markdown: rows added, removed, changed
 	bash .ci/data-diff $(or $(BASE),main)
 bench-abuse: $(STAMP) ## The site under 20 hostile clients per class, against the code before the SQL guard (~8 min; benchmarks/results/abuse.md)

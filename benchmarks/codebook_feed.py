@@ -22,9 +22,9 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from coop100 import settings
-from coop100.codebook import CodebookWriter
-from coop100.models import MODELS
-from coop100.package import CSV_OPTIONS
+from coop100.rules.models import MODELS
+from coop100.write.codebook import CodebookWriter
+from coop100.write.package import CSV_OPTIONS
 
 BATCH_ROWS = 65_536
 

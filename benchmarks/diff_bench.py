@@ -31,7 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from coop100.diff import diff_packages
+from coop100.versions.diff import diff_packages
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"

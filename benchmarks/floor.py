@@ -6,12 +6,12 @@ Two parts, measured on the package a build just published:
 - Debian's `sqlite3` command-line shell importing the published CSVs
   (`.import --csv --skip 1`) into the same tables, then creating the same indexes
   and rebuilding the same FTS5 tables, with the build's load pragmas, while a
-  thread writes the zip of the package (coop100.archive.write_zip), as the build
+  thread writes the zip of the package (coop100.write.archive.write_zip), as the build
   writes it beside the database.
 
 Nothing here restates a rule of the build: the tables come from
 coop100.load.schema.create_table_sql over the published descriptor, the pragmas from
-coop100.database.LOAD_PRAGMAS, the full-text tables from FTS_COLUMNS, FTS_TOKENIZER and
+coop100.load.database.LOAD_PRAGMAS, the full-text tables from FTS_COLUMNS, FTS_TOKENIZER and
 FTS_SETTINGS, and the indexes are those the build's own database holds on the
 package's tables (read from its sqlite_master), so the floor creates whatever
 indexes the loader creates.
@@ -64,7 +64,7 @@ def build_indexes(db_path: Path, tables: set[str]) -> list[str]:
 def shell_script(root: Path, db_path: Path) -> str:
     """The sqlite3 shell script of the floor: pragmas, tables, imports, indexes, FTS."""
     from coop100 import settings
-    from coop100.database import (
+    from coop100.load.database import (
         FTS_SETTINGS,
         FTS_TOKENIZER,
         LOAD_PRAGMAS,
@@ -125,7 +125,7 @@ def shell_and_zip(root: Path, out: Path, db_path: Path) -> dict[str, Any]:
     Returns each part's wall time; the caller times the whole.
     """
     from coop100 import settings
-    from coop100.archive import ZIP_NAME, write_zip
+    from coop100.write.archive import ZIP_NAME, write_zip
 
     shell = sqlite3_shell()
     script = shell_script(root, db_path)

@@ -2,7 +2,7 @@
 
 Writes the statements and participations of a synthetic archive twice, in this one
 process from the same rows: in the layout before issue 24 (records order, row
-groups of 2^20 rows, no page index) and in the published one (`coop100.layout`).
+groups of 2^20 rows, no page index) and in the published one (`coop100.write.layout`).
 Serves both on loopback with Starlette's `FileResponse` (Range requests, as the
 site's downloads) behind a counter of the body bytes each response sends, and asks
 each file, over HTTP, for one person's statements and one event's participations:
@@ -45,11 +45,11 @@ import pyarrow.parquet as pq
 import uvicorn
 from starlette.responses import FileResponse, Response
 
-from coop100.bulk import stream_tables
-from coop100.layout import Layout, ParquetTableWriter, layout
-from coop100.models import MODEL_BY_TABLE
-from coop100.package import parquet_metadata
-from coop100.tables import arrow_schema, table_schema
+from coop100.read.bulk import stream_tables
+from coop100.rules.models import MODEL_BY_TABLE
+from coop100.rules.tables import arrow_schema, table_schema
+from coop100.write.layout import Layout, ParquetTableWriter, layout
+from coop100.write.package import parquet_metadata
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -350,7 +350,7 @@ def markdown(results: dict[str, Any]) -> str:
         f"{results['statements']:,} synthetic statements; run {results['run']}; "
         f"polars {results['versions']['polars']}, pyarrow {results['versions']['pyarrow']}. "
         "Before: records order, row groups of 2^20 rows, no page index. After: the "
-        f"published layout (`coop100.layout`, row groups of {results['row_group_rows']:,} "
+        f"published layout (`coop100.write.layout`, row groups of {results['row_group_rows']:,} "
         "rows). Both written in the same run from the same rows.",
         "",
         "| file | before | after |",

@@ -49,7 +49,7 @@ BIN = Path(sys.executable).parent
 WORK = HERE / "work"
 RESULTS = HERE / "results"
 # The third-party modules `coop100 build` imports for the real package (python
-# -X importtime): the start-up floor; tests/test_benchmarks.py checks the build
+# -X importtime): the start-up floor; tests/benchmarks/test_benchmarks.py checks the build
 # imports exactly these. `import pydantic` alone loads next to nothing: BaseModel
 # and Field load the rest on first use, and the first model built loads the
 # plugin loader (its entry-point scan is left on the build's side). sqlite_utils
@@ -72,7 +72,7 @@ DEPENDENCIES = (
     "pyarrow.vendored.version",
     "pandas",
     "sqlite_utils",
-    # The DCAT-AP catalogue and the releases feed (coop100.catalog): rdflib loads its
+    # The DCAT-AP catalogue and the releases feed (coop100.write.catalog): rdflib loads its
     # store and serialisers as plugins, on first use.
     "rdflib",
     "rdflib.plugins.stores.memory",
@@ -175,8 +175,8 @@ def _stage_timer(out: dict[str, Any], sampler: TreeSampler) -> Any:
 
 def stages(root: Path) -> dict[str, Any]:
     """Time each step of the build (coop100.pipeline.build) on root's records, in this process."""
-    from coop100 import validate
     from coop100.pipeline import build
+    from coop100.verify import validate
 
     steps: dict[str, Any] = {}
     with TreeSampler(os.getpid()) as sampler:
@@ -190,7 +190,7 @@ def stages(root: Path) -> dict[str, Any]:
 
 def floors(root: Path) -> dict[str, Any]:
     """The floors on the package root's build published, in this process (floor.py)."""
-    from coop100 import database
+    from coop100.load import database
 
     work = root / "floor"  # outside build/: coop100 build owns that folder
     shutil.rmtree(work, ignore_errors=True)

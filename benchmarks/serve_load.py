@@ -155,7 +155,7 @@ def _page_ids(db: sqlite3.Connection, person: str) -> dict[str, str]:
 
 def strip_database(root: Path, target: Path) -> Path:
     """Copy root's package and database to target without FK indexes and FTS tables."""
-    from coop100.package import published_files
+    from coop100.write.package import published_files
 
     for rel in published_files(root):
         (target / rel).parent.mkdir(parents=True, exist_ok=True)

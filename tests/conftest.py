@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from coop100.pipeline import build
-from coop100.records import Records, load_records
+from coop100.read.records import Records, load_records
 
 # Fixtures of the database and the served site live in their own module.
 pytest_plugins = ["tests.site_fixtures"]

@@ -1,3 +1,3 @@
-from .cli import cli
+from coop100.cli import cli
 
 cli(prog_name="coop100")

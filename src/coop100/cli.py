@@ -17,22 +17,22 @@ from typing import NoReturn
 
 import click
 
-from . import report, settings
-from .models import Slug
-from .package import (
+from coop100 import report, settings
+from coop100.pipeline import build as build_all
+from coop100.pipeline import drifted_files, write_whole
+from coop100.problems import DatabaseError, Problem, RecordsError
+from coop100.read.records import EVENTS_DIR
+from coop100.rules.models import Slug
+from coop100.site import settings as site_settings
+from coop100.verify.validate import check_checksums, validate_package
+from coop100.versions.release import TAG_PREFIX as TAG
+from coop100.versions.release import ReleaseError, add_release, plan_release
+from coop100.write.package import (
     BuildDirError,
     PackageError,
     build_lock,
     finish_interrupted_publish,
 )
-from .pipeline import build as build_all
-from .pipeline import drifted_files, write_whole
-from .problems import DatabaseError, Problem, RecordsError
-from .records import EVENTS_DIR
-from .release import TAG_PREFIX as TAG
-from .release import ReleaseError, add_release, plan_release
-from .site import settings as site_settings
-from .validate import check_checksums, validate_package
 
 _root = click.option(
     "--root",
@@ -310,7 +310,7 @@ def diff(old: str, new: str, fmt: str, max_rows: int | None, level: int) -> None
         coop100 diff v1.0.0.zip . --format markdown
     """
     # Lazy, for start-up time: only `diff` needs the differ and what it imports.
-    from .diff import DiffError, diff_packages
+    from coop100.versions.diff import DiffError, diff_packages
 
     try:
         result = diff_packages(old, new)
@@ -344,7 +344,7 @@ def serve(root: Path, host: str, port: int, rebuild: bool) -> None:
     """
     if not (root / settings.DESCRIPTOR).is_file():
         raise click.UsageError(f"{root}: holds no {settings.DESCRIPTOR}; run coop100 build first")
-    from .site.build import build_site, datasette_command  # only serving needs the site
+    from coop100.site.build import build_site, datasette_command  # only serving needs the site
 
     try:
         # Under the build lock, so no build swaps files between the check and the copy.

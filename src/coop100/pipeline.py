@@ -27,15 +27,19 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from . import settings
-from .archive import ZIP_NAME, Deflater, write_zip
-from .background import lower_priority
-from .bulk import Unsure, Whole, read_tables, read_whole, stream_tables
-from .database import DB_NAME
-from .integrity import CitedParagraphs
-from .load.process import InlineLoad, LoadProcess
-from .models import MODELS, Source
-from .package import (
+from coop100 import settings
+from coop100.background import lower_priority
+from coop100.load.database import DB_NAME
+from coop100.load.process import InlineLoad, LoadProcess
+from coop100.problems import DatabaseError, Problem
+from coop100.read.bulk import Unsure, Whole, read_tables, read_whole, stream_tables
+from coop100.rules.integrity import CitedParagraphs
+from coop100.rules.models import MODELS, Source
+from coop100.rules.tables import arrow_schema, to_arrow
+from coop100.verify.validate import column_problem
+from coop100.versions.release import read_releases
+from coop100.write.archive import ZIP_NAME, Deflater, write_zip
+from coop100.write.package import (
     PackageError,
     Rows,
     build_lock,
@@ -48,10 +52,6 @@ from .package import (
     table_resources,
     write_package_files,
 )
-from .problems import DatabaseError, Problem
-from .release import read_releases
-from .tables import arrow_schema, to_arrow
-from .validate import column_problem
 
 # Records of this many bytes (bulk files) are loaded into SQLite by a second process;
 # below, in this one: a second interpreter's imports cost ~0.3 s, 30 MB of

@@ -24,7 +24,7 @@ from typing import Any
 
 import click
 
-from .problems import Problem
+from coop100.problems import Problem
 
 FORMATS = ("text", "github", "json")
 # What `--format json` gives of each problem, in this order.

@@ -1,8 +1,8 @@
 """How each table and view is served: its pages' order, facets, full-text columns, views.
 
-One declaration per table, read by the loader (coop100.database indexes each page's
+One declaration per table, read by the loader (coop100.load.database indexes each page's
 order and facet columns, builds the full-text indexes and creates the views; the
-facet counts are stored with it, coop100.facets) and by the site (coop100.site:
+facet counts are stored with it, coop100.load.facets) and by the site (coop100.site:
 Datasette's metadata, the facet class, the SQL guard).
 """
 

@@ -101,7 +101,7 @@ FASTCHECK_MIN_BYTES = 1 << 20
 # one value more, to tell the page there are more.
 MAX_RETURNED_ROWS = 1000
 
-# Hidden tables of facet counts stored with the database (coop100.facets), read
+# Hidden tables of facet counts stored with the database (coop100.load.facets), read
 # by the site's facet class (coop100.site.precounted).
 FACET_GROUPS_TABLE = "_facet_groups"
 FACET_COUNTS_TABLE = "_facet_counts"

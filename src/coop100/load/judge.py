@@ -7,9 +7,9 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from coop100.background import lower_priority
-from coop100.database import Load, keys_found
-from coop100.facets import FacetRows, facet_counts
-from coop100.integrity import broken_rules
+from coop100.load.database import Load, keys_found
+from coop100.load.facets import FacetRows, facet_counts
+from coop100.rules.integrity import broken_rules
 
 
 def judge(load: Load, broken: list[str]) -> dict[str, int]:

@@ -16,7 +16,7 @@ from typing import Any, cast
 
 import pyarrow as pa
 
-from coop100.database import Load
+from coop100.load.database import Load
 from coop100.load.judge import judge
 from coop100.problems import DatabaseError
 

@@ -11,8 +11,7 @@ from typing import Any
 
 import sqlite_utils
 
-from coop100.archive import ZIP_NAME, package_files, write_zip
-from coop100.database import DB_NAME, DESCRIPTOR, read_descriptor, write_database
+from coop100.load.database import DB_NAME, DESCRIPTOR, read_descriptor, write_database
 from coop100.settings import CATALOG_JSONLD, CATALOG_TURTLE, FEED_FILE
 from coop100.site import settings
 from coop100.site.codebook import codebook_metadata
@@ -20,6 +19,7 @@ from coop100.site.downloads import Downloads, write_downloads
 from coop100.site.jsonld import package_jsonld
 from coop100.site.metadata import site_metadata
 from coop100.site.snippets import snippet_urls
+from coop100.write.archive import ZIP_NAME, package_files, write_zip
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 _FORMATS = {"csv": "CSV", "parquet": "Parquet"}

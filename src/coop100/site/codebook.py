@@ -1,6 +1,6 @@
 """The codebook page `/codebook`, and the diagram of the tables on the landing page.
 
-The build writes the codebook (coop100.codebook) and the diagram (coop100.diagram)
+The build writes the codebook (coop100.write.codebook) and the diagram (coop100.write.diagram)
 as files of the package; the site renders the codebook's Markdown once, when the
 site is built (`codebook_metadata`), so the page is the published file, and shows
 the diagram from where the package's files are served. The stylesheet

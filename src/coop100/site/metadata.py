@@ -12,12 +12,12 @@ from typing import Any
 
 from markdown_it import MarkdownIt
 
-from coop100.database import csv_resources, read_descriptor
-from coop100.release import latest_notes
+from coop100.load.database import csv_resources, read_descriptor
 from coop100.serving import FACETS, FTS_COLUMNS, SORT, VIEWS, label_column
 from coop100.settings import CHANGES_RESOURCE, CITATION_RESOURCE
 from coop100.site import settings
 from coop100.site.queries import CANNED_QUERIES
+from coop100.versions.release import latest_notes
 
 _LARGE_VIEW = (
     " At this size the view has no default order or facets,"
@@ -73,7 +73,7 @@ def site_metadata(
             **_options(view.name, list(view.columns), sorted_and_faceted=not large),
         }
     for name in (settings.FACET_GROUPS_TABLE, settings.FACET_COUNTS_TABLE):
-        # Bookkeeping of the site (coop100.facets), not data: reachable by URL, not listed.
+        # Bookkeeping of the site (coop100.load.facets), not data: reachable by URL, not listed.
         tables[name] = {"hidden": True, "description": _FACET_TABLES}
     for entry in (downloads or {}).get("tables", []):
         if entry["name"] in tables:

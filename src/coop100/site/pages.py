@@ -169,7 +169,7 @@ def _with_links(reader: _Reader, statements: list[Row]) -> list[Row]:
 def _count(reader: _Reader, table: str, column: str, value: str) -> int:
     """Count table's rows where column = value, from the stored facet groups if there.
 
-    coop100.facets stores the size of every group of 10,000 rows or more; counting
+    coop100.load.facets stores the size of every group of 10,000 rows or more; counting
     one live (a topic's 140,000 statements at a million) takes tens of milliseconds.
     """
     try:

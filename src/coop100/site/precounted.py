@@ -1,6 +1,6 @@
 """Datasette's column facets, read from counts stored with the database where it has them.
 
-coop100.facets stores, for each table page and each facet value held by many
+coop100.load.facets stores, for each table page and each facet value held by many
 rows, what Datasette's facet query would count. This facet class answers from
 those rows when the page shows exactly such a group (the whole table, or
 `?column=value` alone) and otherwise lets Datasette count as usual, so a
@@ -29,7 +29,7 @@ from coop100.site import settings
 
 
 class PrecountedColumnFacet(ColumnFacet):  # type: ignore[misc]
-    """ColumnFacet that reads stored counts for the groups coop100.facets counted."""
+    """ColumnFacet that reads stored counts for the groups coop100.load.facets counted."""
 
     # Set by Datasette's Facet.__init__: the page's SQL without order or limit, and
     # its parameters (a dict of :p0, :p1... for a table page).
@@ -39,7 +39,7 @@ class PrecountedColumnFacet(ColumnFacet):  # type: ignore[misc]
     async def facet_results(self) -> tuple[list[dict[str, Any]], list[str]]:
         await self._drop_cursor()
         size = self.get_facet_size()
-        # More values than coop100.facets kept (a higher max_returned_rows) count live.
+        # More values than coop100.load.facets kept (a higher max_returned_rows) count live.
         group = await self._stored_group() if size <= settings.MAX_RETURNED_ROWS else None
         if group is None:
             return await super().facet_results()  # type: ignore[no-any-return]
@@ -55,7 +55,7 @@ class PrecountedColumnFacet(ColumnFacet):  # type: ignore[misc]
                 timed_out.append(column)
                 continue
             if rows is None:
-                # Not a column coop100.facets counts (say ?_facet=text): count it live.
+                # Not a column coop100.load.facets counts (say ?_facet=text): count it live.
                 live, live_timed_out = await self._live(source_and_config)
                 results += live
                 timed_out += live_timed_out

@@ -1,0 +1,1 @@
+"""Verify a published package: frictionless, checksums and the fast columnar checks."""

@@ -1,0 +1,1 @@
+"""Versions of the package: what changed between two, and the release notes."""

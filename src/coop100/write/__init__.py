@@ -1,0 +1,1 @@
+"""Write the package: tables into CSV, Parquet, the descriptor, Popolo and the zip."""

@@ -1,0 +1,1 @@
+"""The benchmark scripts and their shared code run on tiny archives."""

@@ -1,0 +1,1 @@
+"""End to end: the real build, server, browser, nginx and CI steps."""

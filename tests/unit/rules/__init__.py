@@ -1,0 +1,1 @@
+"""Tests of src/coop100/rules/."""
