@@ -217,12 +217,14 @@ def test_validate_reports_drift_between_records_and_published_files(project: Pat
     tail = "differs from what records/ builds; run `coop100 build` and commit it"
     assert result.stderr.splitlines() == [
         f"datapackage.json: {tail}",
+        # The reworded definition is the codebook's example of topics.definition.
+        f"{settings.CODEBOOK_FILE}: {tail}",
         # The catalogue gives every file's checksum.
         f"catalog.ttl: {tail}",
         f"catalog.jsonld: {tail}",
         f"build/csv/topics.csv: {tail}",
         f"build/parquet/topics.parquet: {tail}",
-        "5 problem(s): the package is not valid",
+        "6 problem(s): the package is not valid",
     ]
     assert result.exit_code == 1
 
@@ -365,18 +367,25 @@ def test_a_build_killed_mid_swap_is_not_finished_over_files_git_restored(
     _kill_build_at(project, "swapping")
     _git(project, "checkout", "--", ".")
     assert _digests(project) == old
-    # datapackage.json and the catalogue (which holds its checksums) were swapped
-    # before the kill and restored by git; finishing the swap would publish new
-    # topics files beside the old descriptor.
+    # datapackage.json, the codebook (whose example of topics.definition changed) and
+    # the catalogue (which holds their checksums) were swapped before the kill and
+    # restored by git; finishing the swap would publish new topics files beside the
+    # old descriptor.
     exit_code, lines = _refusals(command, project)
-    assert lines[-5:] == [
+    restored = (
+        settings.DESCRIPTOR,
+        settings.CODEBOOK_FILE,
+        settings.CATALOG_TURTLE,
+        settings.CATALOG_JSONLD,
+    )
+    assert lines[-6:] == [
         *(
             f"{name}: is not the file the interrupted build published, and no "
             "staged copy is left to finish with"
-            for name in (settings.DESCRIPTOR, settings.CATALOG_TURTLE, settings.CATALOG_JSONLD)
+            for name in restored
         ),
         REFUSED,
-        "4 problem(s): " + OUTCOME[command],
+        "5 problem(s): " + OUTCOME[command],
     ]
     assert exit_code == 1
     assert _digests(project) == old

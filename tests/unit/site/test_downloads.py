@@ -191,6 +191,10 @@ EXPECTED_TYPES = {
     ".json": "application/json",
     ".zip": "application/zip",
     ".db": "application/vnd.sqlite3",
+    # The catalogue and the releases feed, beside the package.
+    ".ttl": "text/turtle; charset=utf-8",
+    ".jsonld": "application/ld+json",
+    ".atom": "application/atom+xml",
 }
 
 
