@@ -190,7 +190,7 @@ def stages(root: Path) -> dict[str, Any]:
 
 def floors(root: Path) -> dict[str, Any]:
     """The floors on the package root's build published, in this process (floor.py)."""
-    from coop100.load import database
+    from coop100 import settings
 
     work = root / "floor"  # outside build/: coop100 build owns that folder
     shutil.rmtree(work, ignore_errors=True)
@@ -204,7 +204,7 @@ def floors(root: Path) -> dict[str, Any]:
             for path in work.iterdir():
                 path.unlink()
             with timer(SHELL_FLOOR):
-                parts = floor.shell_and_zip(root, work, root / "build" / database.DB_NAME)
+                parts = floor.shell_and_zip(root, work, root / "build" / settings.DB_NAME)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     out[SHELL_FLOOR]["parts"] = parts

@@ -21,9 +21,8 @@ from typing import Any
 
 import pytest
 
-from coop100.load.database import DESCRIPTOR
 from coop100.pipeline import build
-from coop100.settings import CATALOG_FILES
+from coop100.settings import CATALOG_FILES, DESCRIPTOR
 from coop100.site.build import Site, build_site, datasette_app
 from coop100.write.archive import package_files
 from tests.conftest import RECORDS

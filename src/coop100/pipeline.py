@@ -29,13 +29,13 @@ import pyarrow.parquet as pq
 
 from coop100 import settings
 from coop100.background import lower_priority
-from coop100.load.database import DB_NAME
 from coop100.load.process import InlineLoad, LoadProcess
 from coop100.problems import DatabaseError, Problem
 from coop100.read.bulk import Unsure, Whole, read_tables, read_whole, stream_tables
 from coop100.rules.integrity import CitedParagraphs
 from coop100.rules.models import MODELS, Source
 from coop100.rules.tables import arrow_schema, to_arrow
+from coop100.settings import DB_NAME
 from coop100.verify.validate import column_problem
 from coop100.versions.release import read_releases
 from coop100.write.archive import ZIP_NAME, Deflater, write_zip

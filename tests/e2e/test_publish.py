@@ -19,8 +19,8 @@ from click.testing import CliRunner
 
 from coop100 import settings
 from coop100.cli import cli
-from coop100.load.database import DB_NAME
 from coop100.pipeline import build
+from coop100.settings import DB_NAME
 from coop100.write.archive import ZIP_NAME
 from coop100.write.package import PackageError, build_lock, published_files
 from tests.conftest import RECORDS

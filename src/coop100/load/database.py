@@ -24,9 +24,7 @@ from coop100.load.rows import insert_columns, insert_rows, insert_sql, sqlite_va
 from coop100.load.schema import as_list, create_table_sql, facet_indexes, order_index
 from coop100.problems import DatabaseError
 from coop100.serving import FTS_COLUMNS, VIEWS, column_facets
-from coop100.settings import DB_NAME as DB_NAME
-
-DESCRIPTOR = "datapackage.json"
+from coop100.settings import DB_NAME, DESCRIPTOR
 
 # Rows of a batch the build sends (Load.add) made Python values at a time.
 _ADD_ROWS = 8192

@@ -11,8 +11,8 @@ from typing import Any
 
 import sqlite_utils
 
-from coop100.load.database import DB_NAME, DESCRIPTOR, read_descriptor, write_database
-from coop100.settings import CATALOG_JSONLD, CATALOG_TURTLE, FEED_FILE
+from coop100.load.database import read_descriptor, write_database
+from coop100.settings import CATALOG_JSONLD, CATALOG_TURTLE, DB_NAME, DESCRIPTOR, FEED_FILE
 from coop100.site import settings
 from coop100.site.codebook import codebook_metadata
 from coop100.site.downloads import Downloads, write_downloads

@@ -31,7 +31,8 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-DESCRIPTOR = "datapackage.json"
+from coop100.settings import DESCRIPTOR
+
 # Descriptor properties that change with every build or release and say nothing
 # about the data: left out of the metadata changes.
 _VOLATILE = frozenset({"version", "created", "coop100:released"})

@@ -11,13 +11,10 @@ import frictionless
 import pytest
 import sqlite_utils
 
-from coop100.load.database import (
-    DESCRIPTOR,
-    load_database,
-    read_descriptor,
-)
+from coop100.load.database import load_database, read_descriptor
 from coop100.problems import DatabaseError
 from coop100.serving import FACETS, FTS_COLUMNS, VIEWS
+from coop100.settings import DESCRIPTOR
 from coop100.site.build import Site
 from coop100.write.archive import package_files, write_zip
 from tests.site_fixtures import copy_package

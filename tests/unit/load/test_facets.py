@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
-from coop100.load.database import DB_NAME, DESCRIPTOR, load_database
+from coop100.load.database import load_database
 from coop100.serving import column_facets
+from coop100.settings import DB_NAME, DESCRIPTOR
 from coop100.site.build import Site, datasette_app, inspect_data
 from coop100.site.settings import FACET_COUNTS_TABLE, FACET_GROUPS_TABLE
 from tests.site_fixtures import DATABASE, SiteClient

@@ -12,8 +12,9 @@ import pytest
 from protego import Protego
 
 from coop100 import settings
-from coop100.load.database import DESCRIPTOR, csv_resources, read_descriptor
+from coop100.load.database import csv_resources, read_descriptor
 from coop100.read.records import read_about
+from coop100.settings import DESCRIPTOR
 from coop100.versions.release import read_releases
 from tests.conftest import RECORDS
 

@@ -22,7 +22,8 @@ import pandas as pd
 import polars as pl
 import pytest
 
-from coop100.load.database import DESCRIPTOR, read_descriptor
+from coop100.load.database import read_descriptor
+from coop100.settings import DESCRIPTOR
 from coop100.site import settings as site_settings
 from coop100.site.downloads import read_downloads
 from tests.site_fixtures import DATABASE, serving

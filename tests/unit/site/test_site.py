@@ -15,8 +15,9 @@ from urllib.parse import quote
 
 import pytest
 
-from coop100.load.database import DESCRIPTOR, csv_resources, read_descriptor
+from coop100.load.database import csv_resources, read_descriptor
 from coop100.serving import FTS_COLUMNS, VIEWS
+from coop100.settings import DESCRIPTOR
 from coop100.site import settings as site_settings
 from coop100.site.downloads import read_downloads
 from coop100.site.queries import CANNED_QUERIES

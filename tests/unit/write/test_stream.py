@@ -80,8 +80,9 @@ def test_the_build_loads_what_the_published_csvs_load(
 ) -> None:
     """The build feeds SQLite the rows it writes; the package's CSVs must load the same."""
     from coop100 import pipeline
-    from coop100.load.database import DB_NAME, load_database
+    from coop100.load.database import load_database
     from coop100.serving import FTS_COLUMNS
+    from coop100.settings import DB_NAME
 
     synth.write_archive(tmp_path, 300)
     monkeypatch.setattr(pipeline, "SECOND_PROCESS_MIN_BYTES", 0 if second_process else 1 << 40)
